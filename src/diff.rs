@@ -1,0 +1,231 @@
+//! Before → after as an RFC 6902 JSON Patch, streamed.
+//!
+//! Two `Source`s in, operations out to a `PatchSink`; no I/O of its own. Rows are matched by key
+//! in a merge-join of the two key-ordered streams (never by array position), and only the row
+//! pair being compared is in memory. Inside a row, `json_patch::diff` does the work.
+//!
+//! Operation order (part of the output contract): `/alembic_version`, then `/schema`, then
+//! `/data` table by table in name order and row by row in key order; within one row or header
+//! value, json-patch's own order (object keys sorted). A table on one side only is one
+//! `remove /data/T`, or `add /data/T {}` followed by one `add` per row.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use json_patch::{AddOperation, PatchOperation, RemoveOperation};
+use jsonptr::{Pointer, PointerBuf};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::Result;
+use crate::snapshot::{Row, Source};
+
+/// Receives patch operations as the diff produces them.
+pub trait PatchSink {
+    fn op(&mut self, op: &PatchOperation) -> Result<()>;
+}
+
+/// Sends every operation to several sinks.
+pub struct Tee<'a>(pub Vec<&'a mut dyn PatchSink>);
+
+impl PatchSink for Tee<'_> {
+    fn op(&mut self, op: &PatchOperation) -> Result<()> {
+        for sink in self.0.iter_mut() {
+            sink.op(op)?;
+        }
+        Ok(())
+    }
+}
+
+/// Row counts per table, for reports.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct TableCounts {
+    pub rows_before: u64,
+    pub rows_after: u64,
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Summary {
+    pub tables: BTreeMap<String, TableCounts>,
+    pub schema_ops: u64,
+    pub data_ops: u64,
+}
+
+impl Summary {
+    pub fn ops(&self) -> u64 {
+        self.schema_ops + self.data_ops
+    }
+}
+
+/// Diff two snapshots, sending every operation to `sink`.
+pub async fn diff(
+    before: &mut impl Source,
+    after: &mut impl Source,
+    sink: &mut dyn PatchSink,
+) -> Result<Summary> {
+    let mut summary = Summary::default();
+    let hb = before.header().await?;
+    let ha = after.header().await?;
+    for (name, b, a) in [
+        ("alembic_version", &hb.alembic_version, &ha.alembic_version),
+        ("schema", &hb.schema, &ha.schema),
+    ] {
+        let prefix = PointerBuf::from_tokens([name]);
+        summary.schema_ops += diff_values(&prefix, b, a, sink)?;
+    }
+
+    let mut tb = before.next_table().await?;
+    let mut ta = after.next_table().await?;
+    loop {
+        let order = match (&tb, &ta) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(b), Some(a)) => b.cmp(a),
+        };
+        let table = match order {
+            Ordering::Less => tb.clone(),
+            _ => ta.clone(),
+        }
+        .expect("one side has a table");
+        let counts = summary.tables.entry(table.clone()).or_default();
+        let table_path = PointerBuf::from_tokens(["data", table.as_str()]);
+        match order {
+            Ordering::Less => {
+                // Table gone after: one op; rows only counted.
+                while before.next_row().await?.is_some() {
+                    counts.rows_before += 1;
+                }
+                sink.op(&remove(table_path))?;
+                summary.data_ops += 1;
+                tb = before.next_table().await?;
+            }
+            Ordering::Greater => {
+                sink.op(&add(table_path.clone(), Value::Object(Map::new())))?;
+                summary.data_ops += 1;
+                while let Some((key, value)) = after.next_row().await? {
+                    counts.rows_after += 1;
+                    counts.added += 1;
+                    sink.op(&add(child(&table_path, &key), value))?;
+                    summary.data_ops += 1;
+                }
+                ta = after.next_table().await?;
+            }
+            Ordering::Equal => {
+                summary.data_ops += merge_rows(&table_path, before, after, counts, sink).await?;
+                tb = before.next_table().await?;
+                ta = after.next_table().await?;
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// Merge-join one table's rows by key.
+async fn merge_rows(
+    table_path: &Pointer,
+    before: &mut impl Source,
+    after: &mut impl Source,
+    counts: &mut TableCounts,
+    sink: &mut dyn PatchSink,
+) -> Result<u64> {
+    let mut ops = 0;
+    let mut rb: Option<Row> = before.next_row().await?;
+    let mut ra: Option<Row> = after.next_row().await?;
+    counts.rows_before += rb.is_some() as u64;
+    counts.rows_after += ra.is_some() as u64;
+    loop {
+        let order = match (&rb, &ra) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((kb, _)), Some((ka, _))) => kb.cmp(ka),
+        };
+        if order != Ordering::Greater {
+            let (key, vb) = rb.take().expect("before row present");
+            let row_path = child(table_path, &key);
+            if order == Ordering::Less {
+                counts.removed += 1;
+                sink.op(&remove(row_path))?;
+                ops += 1;
+            } else {
+                let (_, va) = ra.take().expect("after row present");
+                let n = diff_values(&row_path, &vb, &va, sink)?;
+                counts.changed += (n > 0) as u64;
+                ops += n;
+            }
+            rb = before.next_row().await?;
+            counts.rows_before += rb.is_some() as u64;
+        }
+        if order == Ordering::Greater {
+            let (key, va) = ra.take().expect("after row present");
+            counts.added += 1;
+            sink.op(&add(child(table_path, &key), va))?;
+            ops += 1;
+        }
+        if order != Ordering::Less && ra.is_none() {
+            ra = after.next_row().await?;
+            counts.rows_after += ra.is_some() as u64;
+        }
+    }
+    Ok(ops)
+}
+
+/// `json_patch::diff` of two values, paths prefixed; returns the number of operations.
+pub fn diff_values(
+    prefix: &Pointer,
+    before: &Value,
+    after: &Value,
+    sink: &mut dyn PatchSink,
+) -> Result<u64> {
+    if before == after {
+        return Ok(0);
+    }
+    let patch = json_patch::diff(before, after);
+    for op in &patch.0 {
+        sink.op(&prefixed(prefix, op))?;
+    }
+    Ok(patch.0.len() as u64)
+}
+
+fn prefixed(prefix: &Pointer, op: &PatchOperation) -> PatchOperation {
+    let p = |path: &Pointer| prefix.concat(path);
+    match op {
+        PatchOperation::Add(o) => add(p(&o.path), o.value.clone()),
+        PatchOperation::Remove(o) => remove(p(&o.path)),
+        PatchOperation::Replace(o) => PatchOperation::Replace(json_patch::ReplaceOperation {
+            path: p(&o.path),
+            value: o.value.clone(),
+        }),
+        PatchOperation::Move(o) => PatchOperation::Move(json_patch::MoveOperation {
+            from: p(&o.from),
+            path: p(&o.path),
+        }),
+        PatchOperation::Copy(o) => PatchOperation::Copy(json_patch::CopyOperation {
+            from: p(&o.from),
+            path: p(&o.path),
+        }),
+        PatchOperation::Test(o) => PatchOperation::Test(json_patch::TestOperation {
+            path: p(&o.path),
+            value: o.value.clone(),
+        }),
+    }
+}
+
+fn add(path: PointerBuf, value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation { path, value })
+}
+
+fn remove(path: PointerBuf) -> PatchOperation {
+    PatchOperation::Remove(RemoveOperation { path })
+}
+
+/// `parent` plus one token (RFC 6901 escaping of `~` and `/` is done by jsonptr).
+fn child(parent: &Pointer, token: &str) -> PointerBuf {
+    let mut path = parent.to_buf();
+    path.push_back(token);
+    path
+}

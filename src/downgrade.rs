@@ -1,0 +1,147 @@
+//! Run the migration's downgrade against the embedded server.
+//!
+//! SQL files run through the server's own `psql` in one transaction, stopping at the first
+//! error. A command runs through `sh -c` with the connection in its environment (`PGHOST` ...
+//! `PGDATABASE`, and a URL in a configurable variable). Invariant: it only ever touches the
+//! working database it is given; the before-copy is never connected to here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::error::{Error, Result, tail};
+use crate::process::{self, RunError};
+use crate::server::Server;
+
+#[derive(Debug, Clone)]
+pub enum Downgrade {
+    /// SQL files, run in order in one transaction.
+    Sql(Vec<PathBuf>),
+    Command(CommandSpec),
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    /// Run by `sh -c`.
+    pub command: String,
+    /// Working directory; the config file's directory or the current one.
+    pub cwd: PathBuf,
+    /// Variable that receives the connection URL (default `DATABASE_URL`).
+    pub url_env: String,
+    /// URL scheme, e.g. `postgresql` or `postgresql+asyncpg`.
+    pub url_scheme: String,
+}
+
+impl Downgrade {
+    /// A short description for reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Downgrade::Sql(files) => files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            Downgrade::Command(spec) => format!("`{}`", spec.command),
+        }
+    }
+
+    /// Check inputs before the (slow) restore, so a typo fails in milliseconds.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Downgrade::Sql(files) => {
+                for file in files {
+                    if !file.is_file() {
+                        return Err(Error::input(
+                            file,
+                            "downgrade SQL file not found; check --downgrade-sql",
+                        ));
+                    }
+                }
+            }
+            Downgrade::Command(spec) => {
+                if !spec.cwd.is_dir() {
+                    return Err(Error::input(
+                        &spec.cwd,
+                        "downgrade working directory not found; check --downgrade-cwd",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Run the downgrade on `dbname`; returns its captured output.
+pub async fn run(
+    server: &Server,
+    dbname: &str,
+    downgrade: &Downgrade,
+    timeout: Option<Duration>,
+) -> Result<String> {
+    let conn = server.conn();
+    let mut cmd = match downgrade {
+        Downgrade::Sql(files) => {
+            let mut cmd = Command::new(server.binaries.tool("psql"));
+            cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"]);
+            for file in files {
+                cmd.arg("-f").arg(file);
+            }
+            cmd
+        }
+        Downgrade::Command(spec) => {
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c").arg(&spec.command).current_dir(&spec.cwd);
+            cmd.env(&spec.url_env, conn.url(&spec.url_scheme, dbname));
+            cmd
+        }
+    };
+    for (key, value) in conn.libpq_env(dbname) {
+        cmd.env(key, value);
+    }
+    let what = downgrade.describe();
+    let captured = match process::run(cmd, None, timeout).await {
+        Ok(c) => c,
+        Err(RunError::Spawn(e)) => {
+            return Err(Error::Downgrade {
+                problem: format!("cannot start {what}: {e}"),
+                output: String::new(),
+            });
+        }
+        Err(RunError::TimedOut(limit)) => {
+            return Err(Error::Downgrade {
+                problem: format!(
+                    "{what} did not finish within {}s and was killed; raise --downgrade-timeout if it is just slow",
+                    limit.as_secs()
+                ),
+                output: String::new(),
+            });
+        }
+    };
+    if captured.status.success() {
+        return Ok(captured.output);
+    }
+    let code = captured
+        .status
+        .code()
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "a signal".into());
+    let last = captured
+        .output
+        .lines()
+        .rev()
+        .find(|l| l.contains("ERROR") || l.contains("Error") || l.contains("error"))
+        .or_else(|| captured.output.lines().rev().find(|l| !l.trim().is_empty()))
+        .unwrap_or("no output")
+        .trim()
+        .to_string();
+    let hint = match (downgrade, captured.status.code()) {
+        (Downgrade::Command(_), Some(127)) => "; command not found: check --downgrade-cmd and PATH",
+        (Downgrade::Sql(_), _) => "; the transaction was rolled back, fix the SQL and rerun",
+        _ => "",
+    };
+    Err(Error::Downgrade {
+        problem: format!("{what} exited with {code}: {last}{hint}"),
+        output: tail(&captured.output, 30),
+    })
+}

@@ -1,0 +1,105 @@
+//! User-facing failures.
+//!
+//! Every variant renders as one line that names the input at fault and, where there is one, the
+//! next step. Anything that reaches `main` as an `Error` exits with code 2. Detail that does not
+//! fit on one line (a failing command's output) travels in `Error::detail` and is printed above
+//! the error line.
+
+use std::path::{Path, PathBuf};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A flag or config value is wrong.
+    #[error("{0}")]
+    Config(String),
+
+    /// An input file is missing, unreadable or not what it claims to be.
+    #[error("{}: {problem}", path.display())]
+    Input { path: PathBuf, problem: String },
+
+    /// No usable PostgreSQL binaries.
+    #[error("{0}")]
+    Binaries(String),
+
+    /// The embedded server could not be set up, started or queried.
+    #[error("embedded PostgreSQL: {0}")]
+    Server(String),
+
+    /// The dump was readable but restoring it failed.
+    #[error("{}: restore failed: {problem}", path.display())]
+    Restore {
+        path: PathBuf,
+        problem: String,
+        output: String,
+    },
+
+    /// The downgrade (SQL files or command) failed.
+    #[error("downgrade failed: {problem}")]
+    Downgrade { problem: String, output: String },
+
+    /// The run was stopped by a signal; everything it started has been cleaned up.
+    #[error("interrupted by {0}; the embedded server was stopped and its files removed")]
+    Interrupted(&'static str),
+
+    /// An I/O error with what was being done when it happened.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn input(path: &Path, problem: impl Into<String>) -> Self {
+        Error::Input {
+            path: path.to_path_buf(),
+            problem: problem.into(),
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Captured output of a failed child process, printed above the one-line message.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Error::Restore { output, .. } | Error::Downgrade { output, .. }
+                if !output.is_empty() =>
+            {
+                Some(output)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Database errors carry the server's message, detail and hint; keep them on one line.
+pub fn db_message(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => {
+            let mut msg = format!("{}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                msg.push_str(&format!(" ({detail})"));
+            }
+            if let Some(hint) = db.hint() {
+                msg.push_str(&format!("; hint: {hint}"));
+            }
+            msg
+        }
+        None => err.to_string(),
+    }
+}
+
+/// The last `max_lines` lines of a process's output, for error reports.
+pub fn tail(output: &str, max_lines: usize) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    let start = lines.len().saturating_sub(max_lines);
+    lines[start..].join("\n")
+}

@@ -1,0 +1,76 @@
+//! pgsnapdiff: prove that a migration rollback restores the data.
+//!
+//! See ARCHITECTURE.md for the code map. `run` is the whole program; `main.rs` only calls it.
+
+pub mod cli;
+pub mod diff;
+pub mod downgrade;
+pub mod error;
+pub mod expect;
+pub mod pipeline;
+mod process;
+pub mod report;
+pub mod restore;
+pub mod server;
+pub mod snapshot;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::cli::{Cli, Cmd};
+use crate::error::{Error, Result};
+
+/// Parse flags, run the command, map the outcome to the exit status:
+/// 0 proven / identical, 1 not proven / different, 2 error (including interruption).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    report::set_quiet(cli.quiet);
+    // One thread: child processes are spawned from the main thread, which PR_SET_PDEATHSIG
+    // ties the server's life to (see server.rs).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            report::error(&Error::io("starting the async runtime", e));
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run_until_signal(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            report::error(&e);
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Race the command against SIGINT/SIGTERM: on a signal the command's future is dropped, which
+/// stops the server, kills child processes and removes temp files before we exit.
+async fn run_until_signal(cli: Cli) -> Result<bool> {
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("installing SIGINT handler", e))?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| Error::io("installing SIGTERM handler", e))?;
+    tokio::select! {
+        result = run(cli) => result,
+        _ = int.recv() => Err(Error::Interrupted("SIGINT")),
+        _ = term.recv() => Err(Error::Interrupted("SIGTERM")),
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<bool> {
+    match &cli.command {
+        Cmd::Check(args) => pipeline::check(&cli::check_plan(args)?).await,
+        Cmd::Snapshot(args) => pipeline::snapshot(&cli::snapshot_plan(args)?)
+            .await
+            .map(|()| true),
+        Cmd::Diff(args) => {
+            pipeline::diff_files(&args.before, &args.after, args.out.as_deref()).await
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The commands, as compositions of the stages:
+//! check = boot → restore → keep a before-copy → downgrade → diff before/after → check → report.
+//!
+//! The before state is a `CREATE DATABASE ... TEMPLATE` copy of the restored database, taken
+//! before the downgrade runs; both states are then streamed side by side, so memory does not
+//! grow with the number of rows.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::cli::{CheckPlan, InputPlan, SnapshotPlan};
+use crate::diff::{self, PatchSink, Tee};
+use crate::downgrade;
+use crate::error::{Error, Result, db_message};
+use crate::expect::{ExpectedPatch, RowsPreserved};
+use crate::report::{AtomicFile, CheckReport, PatchWriter, progress, secs};
+use crate::restore::{self, Dump};
+use crate::server::Server;
+use crate::snapshot::db::{self, DbSource, Table};
+use crate::snapshot::file::{FileSource, write_source};
+
+/// The database the dump is restored into and the downgrade runs on.
+const WORK_DB: &str = "pgsnapdiff";
+/// The untouched copy of the restored state.
+const BEFORE_DB: &str = "pgsnapdiff_before";
+/// Tables kept in the snapshot header rather than in `data`, unless named with --table.
+const HEADER_TABLES: &[&str] = &["alembic_version"];
+
+/// Inspect the dump, find binaries for it, boot, restore into `WORK_DB`.
+async fn boot_and_restore(
+    input: &InputPlan,
+    phases: &mut Vec<(&'static str, Duration)>,
+) -> Result<(Dump, Server)> {
+    let dump = restore::inspect(&input.dump)?;
+    let mut opts = input.binaries.clone();
+    opts.min_major = dump.pg_dump_major();
+    let bins = crate::server::resolve_binaries(&opts).await?;
+    restore::check_compatible(&dump, &bins)?;
+
+    let started = Instant::now();
+    progress(format!(
+        "starting PostgreSQL {} ({}, {})",
+        bins.version,
+        bins.origin,
+        bins.bin_dir.display()
+    ));
+    let server = Server::start(bins, &input.server).await?;
+    phases.push(("boot", started.elapsed()));
+
+    let started = Instant::now();
+    progress(format!(
+        "restoring {} ({} format)",
+        dump.path.display(),
+        dump.format.name()
+    ));
+    let admin = server.connect("postgres").await?;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {WORK_DB} TEMPLATE template0"))
+        .await
+        .map_err(|e| Error::Server(format!("creating database: {}", db_message(&e))))?;
+    restore::restore(&server, &dump, WORK_DB).await?;
+    phases.push(("restore", started.elapsed()));
+    Ok((dump, server))
+}
+
+/// The tables to snapshot: every user table, or the ones named (`schema.table` or a bare name
+/// that is unique across schemas).
+fn select_tables(all: Vec<Table>, wanted: &[String], dump: &Path) -> Result<Vec<Table>> {
+    if wanted.is_empty() {
+        return Ok(all
+            .into_iter()
+            .filter(|t| !HEADER_TABLES.contains(&t.table.as_str()))
+            .collect());
+    }
+    let mut chosen: Vec<Table> = Vec::new();
+    for name in wanted {
+        let matches: Vec<&Table> = all
+            .iter()
+            .filter(|t| t.name == *name || (!name.contains('.') && t.table == *name))
+            .collect();
+        match matches.as_slice() {
+            [one] => {
+                if !chosen.iter().any(|c| c.name == one.name) {
+                    chosen.push((*one).clone());
+                }
+            }
+            [] => {
+                let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
+                return Err(Error::input(
+                    dump,
+                    format!(
+                        "has no table {name}; tables there: {}",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                ));
+            }
+            many => {
+                let names: Vec<&str> = many.iter().map(|t| t.name.as_str()).collect();
+                return Err(Error::Config(format!(
+                    "--table {name} is ambiguous ({}); write it as schema.table",
+                    names.join(", ")
+                )));
+            }
+        }
+    }
+    chosen.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(chosen)
+}
+
+fn warn_keyless(tables: &[Table]) {
+    for t in tables.iter().filter(|t| t.key == db::KeyRule::Content) {
+        progress(format!(
+            "note: {} has no primary key or NOT NULL unique index; its rows are keyed by content hash, so a changed row shows as remove + add",
+            t.name
+        ));
+    }
+}
+
+pub async fn check(plan: &CheckPlan) -> Result<bool> {
+    // Cheap checks first: a typo must not cost a restore.
+    plan.downgrade.validate()?;
+    let mut expected = plan
+        .expect_patch
+        .as_deref()
+        .map(ExpectedPatch::load)
+        .transpose()?;
+
+    let mut phases = Vec::new();
+    let (dump, server) = boot_and_restore(&plan.input, &mut phases).await?;
+
+    let work = server.connect(WORK_DB).await?;
+    let before_tables = select_tables(db::tables(&work).await?, &plan.input.tables, &dump.path)?;
+    warn_keyless(&before_tables);
+    drop(work);
+    let started = Instant::now();
+    let admin = server.connect("postgres").await?;
+    let strategy = if server.binaries.major >= 15 {
+        " STRATEGY FILE_COPY"
+    } else {
+        ""
+    };
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {BEFORE_DB} TEMPLATE {WORK_DB}{strategy}"
+        ))
+        .await
+        .map_err(|e| Error::Server(format!("copying the restored database: {}", db_message(&e))))?;
+    phases.push(("copy", started.elapsed()));
+
+    let started = Instant::now();
+    progress(format!("running downgrade {}", plan.downgrade.describe()));
+    downgrade::run(&server, WORK_DB, &plan.downgrade, plan.downgrade_timeout).await?;
+    phases.push(("downgrade", started.elapsed()));
+
+    let started = Instant::now();
+    progress("diffing before → after");
+    let before = server.connect(BEFORE_DB).await?;
+    let after = server.connect(WORK_DB).await?;
+    let after_all = db::tables(&after).await?;
+    let after_tables: Vec<Table> = if plan.input.tables.is_empty() {
+        select_tables(after_all, &[], &dump.path)?
+    } else {
+        after_all
+            .into_iter()
+            .filter(|t| before_tables.iter().any(|b| b.name == t.name))
+            .collect()
+    };
+
+    let mut writer = match &plan.patch_out {
+        Some(path) => Some(PatchWriter::new(AtomicFile::create(path)?)),
+        None => None,
+    };
+    let mut rows_preserved = RowsPreserved::default();
+    let summary = {
+        let mut sinks: Vec<&mut dyn PatchSink> = vec![&mut rows_preserved];
+        if let Some(w) = writer.as_mut() {
+            sinks.push(w);
+        }
+        if let Some(e) = expected.as_mut() {
+            sinks.push(e);
+        }
+        let mut tee = Tee(sinks);
+        diff::diff(
+            &mut DbSource::new(&before, before_tables),
+            &mut DbSource::new(&after, after_tables),
+            &mut tee,
+        )
+        .await?
+    };
+    if let Some(w) = writer {
+        w.finish()?.commit()?;
+    }
+    let mut results = Vec::new();
+    if let Some(e) = expected {
+        results.push(e.finish());
+    }
+    results.push(rows_preserved.finish());
+    phases.push(("diff+check", started.elapsed()));
+
+    let report = CheckReport {
+        dump: &dump.path,
+        dump_format: dump.format.name(),
+        pg_dump_version: dump.pg_dump_version.as_deref(),
+        server: format!(
+            "PostgreSQL {} ({}, {})",
+            server.binaries.version,
+            server.binaries.origin,
+            server.binaries.bin_dir.display()
+        ),
+        downgrade: plan.downgrade.describe(),
+        phases: &phases,
+        summary: &summary,
+        patch_out: plan.patch_out.as_deref(),
+        results: &results,
+    };
+    let mut stdout = std::io::stdout().lock();
+    report
+        .write_human(&mut stdout)
+        .map_err(|e| Error::io("writing the report", e))?;
+    if plan.expect_patch.is_none() {
+        progress(
+            "note: no --expect-patch given: only the built-in rule rows-preserved was checked",
+        );
+    }
+    Ok(report.proven())
+}
+
+pub async fn snapshot(plan: &SnapshotPlan) -> Result<()> {
+    let mut phases = Vec::new();
+    let (dump, server) = boot_and_restore(&plan.input, &mut phases).await?;
+    let started = Instant::now();
+    let client = server.connect(WORK_DB).await?;
+    let tables = select_tables(db::tables(&client).await?, &plan.input.tables, &dump.path)?;
+    warn_keyless(&tables);
+    let mut source = DbSource::new(&client, tables);
+    match &plan.out {
+        Some(path) => write_source(&mut source, AtomicFile::create(path)?)
+            .await?
+            .commit()?,
+        None => {
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            write_source(&mut source, out).await?;
+        }
+    }
+    progress(format!("snapshot written in {}", secs(started.elapsed())));
+    Ok(())
+}
+
+/// Diff two snapshot files; true when they are identical.
+pub async fn diff_files(before: &Path, after: &Path, out: Option<&Path>) -> Result<bool> {
+    let mut b = FileSource::open(before)?;
+    let mut a = FileSource::open(after)?;
+    let summary = match out {
+        Some(path) => {
+            let mut writer = PatchWriter::new(AtomicFile::create(path)?);
+            let summary = diff::diff(&mut b, &mut a, &mut writer).await?;
+            writer.finish()?.commit()?;
+            summary
+        }
+        None => {
+            let mut writer = PatchWriter::new(std::io::BufWriter::new(std::io::stdout().lock()));
+            let summary = diff::diff(&mut b, &mut a, &mut writer).await?;
+            writer
+                .finish()?
+                .flush()
+                .map_err(|e| Error::io("writing patch", e))?;
+            summary
+        }
+    };
+    progress(format!("{} operations", summary.ops()));
+    Ok(summary.ops() == 0)
+}

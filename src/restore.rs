@@ -1,0 +1,355 @@
+//! Detect a dump's format and pg_dump version from its bytes, then load it into a database.
+//!
+//! Invariants: the dump is only ever opened read-only (or handed to pg_restore/psql, which read
+//! it); the format is decided by content, never by file name; every failure names the file and
+//! says what to do.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use tokio::process::Command;
+
+use crate::error::{Error, Result, tail};
+use crate::process::{self, RunError};
+use crate::server::{Binaries, Server};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Plain SQL script, optionally gzip-compressed.
+    Plain {
+        gzip: bool,
+    },
+    Custom,
+    Directory,
+    Tar,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Plain { gzip: false } => "plain",
+            Format::Plain { gzip: true } => "plain (gzip)",
+            Format::Custom => "custom",
+            Format::Directory => "directory",
+            Format::Tar => "tar",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Dump {
+    pub path: PathBuf,
+    pub format: Format,
+    /// The pg_dump that wrote it, e.g. "16.15", when the file says.
+    pub pg_dump_version: Option<String>,
+}
+
+impl Dump {
+    pub fn pg_dump_major(&self) -> Option<u32> {
+        self.pg_dump_version
+            .as_deref()
+            .and_then(|v| v.split(['.', ' ']).next())
+            .and_then(|m| m.parse().ok())
+    }
+}
+
+/// Look at the dump's bytes and decide what it is.
+pub fn inspect(path: &Path) -> Result<Dump> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::input(
+                path,
+                "no such file; check the path (paths in pgsnapdiff.toml are relative to that file)",
+            )
+        } else {
+            Error::input(path, format!("cannot read: {e}"))
+        }
+    })?;
+    let dump = |format, pg_dump_version| Dump {
+        path: path.to_path_buf(),
+        format,
+        pg_dump_version,
+    };
+    if meta.is_dir() {
+        let toc = path.join("toc.dat");
+        if !toc.exists() {
+            return Err(Error::input(
+                path,
+                "a directory without toc.dat: not a pg_dump directory-format dump (pg_dump -Fd), or its toc.dat was lost; re-create the dump",
+            ));
+        }
+        let head = read_head(&toc, 4096)?;
+        let header = parse_archive_header(&head).map_err(|p| Error::input(&toc, p))?;
+        return Ok(dump(Format::Directory, Some(header)));
+    }
+    if meta.len() == 0 {
+        return Err(Error::input(
+            path,
+            "empty file (0 bytes): not a pg_dump output; was the dump interrupted? re-create it",
+        ));
+    }
+    let head = read_head(path, 8192)?;
+    if head.starts_with(b"PGDMP") {
+        let header = parse_archive_header(&head).map_err(|p| Error::input(path, p))?;
+        return Ok(dump(Format::Custom, Some(header)));
+    }
+    if head.len() >= 262 && &head[257..262] == b"ustar" {
+        if head.len() < 512 + 5 || !head[512..].starts_with(b"PGDMP") {
+            return Err(Error::input(
+                path,
+                "a tar archive, but not one written by pg_dump -Ft (no toc.dat header first), or truncated; re-create the dump",
+            ));
+        }
+        let header = parse_archive_header(&head[512..]).map_err(|p| Error::input(path, p))?;
+        return Ok(dump(Format::Tar, Some(header)));
+    }
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let mut text = Vec::new();
+        let file = open_read_only(path)?;
+        let read = flate2::read::GzDecoder::new(file)
+            .take(8192)
+            .read_to_end(&mut text);
+        if read.is_err() && text.is_empty() {
+            return Err(Error::input(
+                path,
+                "gzip data that cannot be decompressed (corrupt or truncated); re-create the dump",
+            ));
+        }
+        let version = plain_header(&text).map_err(|p| Error::input(path, p))?;
+        return Ok(dump(Format::Plain { gzip: true }, version));
+    }
+    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Err(Error::input(
+            path,
+            "zstd-compressed; decompress it first (zstd -d) or dump with pg_dump -Fc",
+        ));
+    }
+    let version = plain_header(&head).map_err(|p| Error::input(path, p))?;
+    Ok(dump(Format::Plain { gzip: false }, version))
+}
+
+fn open_read_only(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))
+}
+
+fn read_head(path: &Path, len: u64) -> Result<Vec<u8>> {
+    let mut head = Vec::new();
+    open_read_only(path)?
+        .take(len)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    Ok(head)
+}
+
+const NOT_A_DUMP: &str =
+    "not a pg_dump output (neither plain SQL nor custom, directory or tar format); check the path";
+
+/// A plain dump is SQL text; pg_dump's comment header gives its version.
+fn plain_header(head: &[u8]) -> std::result::Result<Option<String>, String> {
+    // The head may end inside a multi-byte character: judge only the valid prefix.
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        Err(e) if e.valid_up_to() + 4 >= head.len() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return Err(NOT_A_DUMP.into()),
+    };
+    if text.contains('\0') || text.trim().is_empty() {
+        return Err(NOT_A_DUMP.into());
+    }
+    Ok(text
+        .lines()
+        .take(40)
+        .find_map(|l| l.strip_prefix("-- Dumped by pg_dump version "))
+        .map(|v| v.trim().to_string()))
+}
+
+/// The custom/directory/tar archive header: "PGDMP", format version, then (after compression
+/// and a timestamp) the database name, the server version and the pg_dump version as strings.
+fn parse_archive_header(buf: &[u8]) -> std::result::Result<String, String> {
+    let truncated =
+        || "truncated: the pg_dump archive header ends early; re-create the dump".to_string();
+    let mut r = Reader { buf, pos: 5 };
+    let vmaj = r.byte().ok_or_else(truncated)?;
+    let vmin = r.byte().ok_or_else(truncated)?;
+    let _vrev = r.byte().ok_or_else(truncated)?;
+    let int_size = r.byte().ok_or_else(truncated)? as usize;
+    let _off_size = r.byte().ok_or_else(truncated)?;
+    let _format = r.byte().ok_or_else(truncated)?;
+    if vmaj != 1 || vmin < 12 || !(1..=8).contains(&int_size) {
+        return Err(format!(
+            "archive format {vmaj}.{vmin} is not one pgsnapdiff reads (pg_dump 11 or newer writes 1.13+); re-create the dump with a current pg_dump"
+        ));
+    }
+    if vmin >= 15 {
+        r.byte().ok_or_else(truncated)?; // compression algorithm
+    } else {
+        r.int(int_size).ok_or_else(truncated)?; // compression level
+    }
+    for _ in 0..7 {
+        r.int(int_size).ok_or_else(truncated)?; // creation time
+    }
+    let _dbname = r.string(int_size).ok_or_else(truncated)?;
+    let _server_version = r.string(int_size).ok_or_else(truncated)?;
+    let pg_dump_version = r.string(int_size).ok_or_else(truncated)?;
+    Ok(pg_dump_version)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.buf.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    /// pg_dump's ReadInt: a sign byte, then `size` bytes little-endian.
+    fn int(&mut self, size: usize) -> Option<i64> {
+        let negative = self.byte()? != 0;
+        let mut value: i64 = 0;
+        for i in 0..size {
+            value |= (self.byte()? as i64) << (8 * i);
+        }
+        Some(if negative { -value } else { value })
+    }
+
+    fn string(&mut self, size: usize) -> Option<String> {
+        let len = self.int(size)?;
+        if len < 0 {
+            return Some(String::new());
+        }
+        let end = self.pos.checked_add(len as usize)?;
+        let bytes = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        Some(String::from_utf8_lossy(bytes).into_owned())
+    }
+}
+
+/// A dump newer than the server binaries cannot be restored: say so before trying.
+pub fn check_compatible(dump: &Dump, bins: &Binaries) -> Result<()> {
+    match dump.pg_dump_major() {
+        Some(major) if major > bins.major => Err(Error::input(
+            &dump.path,
+            format!(
+                "written by pg_dump {}, newer than the PostgreSQL {} binaries in use ({}); run with --pg-version {major} (offline: scripts/stage-postgres {major} first)",
+                dump.pg_dump_version.as_deref().unwrap_or("?"),
+                bins.version,
+                bins.bin_dir.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Restore `dump` into the (existing, empty) database `dbname`.
+pub async fn restore(server: &Server, dump: &Dump, dbname: &str) -> Result<()> {
+    let bins = &server.binaries;
+    let conn = server.conn();
+    let (mut cmd, stdin): (Command, Option<Box<dyn Read + Send>>) = match dump.format {
+        Format::Plain { gzip } => {
+            let mut cmd = Command::new(bins.tool("psql"));
+            cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"]);
+            cmd.args(["-d", &conn.conninfo(dbname)]);
+            if gzip {
+                let file = open_read_only(&dump.path)?;
+                cmd.args(["-f", "-"]);
+                let reader = BufReader::new(flate2::read::GzDecoder::new(file));
+                (cmd, Some(Box::new(reader) as Box<dyn Read + Send>))
+            } else {
+                cmd.arg("-f").arg(&dump.path);
+                (cmd, None)
+            }
+        }
+        Format::Custom | Format::Directory | Format::Tar => {
+            let mut cmd = Command::new(bins.tool("pg_restore"));
+            cmd.args(["--exit-on-error", "--no-owner", "--no-privileges"]);
+            cmd.args(["-d", &conn.conninfo(dbname)]);
+            cmd.arg(&dump.path);
+            (cmd, None)
+        }
+    };
+    cmd.env("PGPASSWORD", &conn.password);
+    cmd.env("PGOPTIONS", "-c client_min_messages=warning");
+    let captured = match process::run(cmd, stdin, None).await {
+        Ok(c) => c,
+        Err(RunError::Spawn(e)) => {
+            return Err(Error::Server(format!(
+                "cannot run the restore tool from {}: {e}",
+                bins.bin_dir.display()
+            )));
+        }
+        Err(RunError::TimedOut(_)) => unreachable!("restore runs without a timeout"),
+    };
+    if captured.status.success() {
+        return Ok(());
+    }
+    Err(restore_error(dump, bins, &captured.output))
+}
+
+/// Turn pg_restore/psql's complaint into one line with the fix.
+fn restore_error(dump: &Dump, bins: &Binaries, output: &str) -> Error {
+    let first_error = output
+        .lines()
+        .find(|l| l.contains("error:") || l.contains("ERROR:") || l.contains("FATAL:"))
+        .unwrap_or_else(|| output.lines().last().unwrap_or("no output"))
+        .trim()
+        .to_string();
+    let problem = if output.contains("unsupported version") && output.contains("file header") {
+        format!(
+            "the archive is newer than pg_restore {} ({first_error}); run with a newer --pg-version",
+            bins.version
+        )
+    } else if output.contains("could not read from input file")
+        || output.contains("unexpected end of file")
+        || output.contains("end of file")
+    {
+        format!("the dump is truncated or corrupt ({first_error}); re-create the dump")
+    } else if output.contains("transaction_timeout")
+        || output.contains("invalid command \\restrict")
+    {
+        format!(
+            "the dump needs a newer PostgreSQL than {} ({first_error}); run with --pg-version matching the pg_dump that wrote it",
+            bins.version
+        )
+    } else {
+        format!(
+            "{first_error} — the dump's SQL fails on PostgreSQL {}; see the output above",
+            bins.version
+        )
+    };
+    Error::Restore {
+        path: dump.path.clone(),
+        problem,
+        output: tail(output, 20),
+    }
+}
+
+/// Lines of a plain dump, for callers that scan it (not used for restoring).
+#[allow(dead_code)]
+fn lines(path: &Path) -> Result<impl Iterator<Item = std::io::Result<String>>> {
+    Ok(BufReader::new(open_read_only(path)?).lines())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_header_reads_pg_dump_version() {
+        let head = b"--\n-- PostgreSQL database dump\n--\n\n-- Dumped from database version 15.18\n-- Dumped by pg_dump version 16.15\n";
+        assert_eq!(plain_header(head).unwrap().as_deref(), Some("16.15"));
+        assert!(plain_header(&[0u8, 159, 146, 150, 1, 2, 3]).is_err());
+        assert!(plain_header(b"   \n").is_err());
+    }
+
+    #[test]
+    fn archive_header_truncated_is_reported() {
+        let err = parse_archive_header(b"PGDMP\x01\x0f").unwrap_err();
+        assert!(err.contains("truncated"), "{err}");
+    }
+}

@@ -1,0 +1,413 @@
+//! Read a snapshot from a live database: catalog queries for the header, one streaming,
+//! key-ordered query per table for the rows. The server renders every value as JSON
+//! (`row_to_json`), so types map the way PostgreSQL maps them, losslessly for numerics.
+
+use std::pin::Pin;
+
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+use tokio_postgres::{Client, RowStream};
+
+use super::{Header, Row, Source};
+use crate::error::{Error, Result, db_message};
+
+/// How a table's rows are keyed in the snapshot (README "Row keys").
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyRule {
+    /// Primary key columns, or else the columns of the first (by name) unique, non-partial,
+    /// all-NOT NULL column index.
+    Columns(Vec<String>),
+    /// No such key: rows are keyed by a hash of their content plus an occurrence number.
+    Content,
+}
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// `schema.table`, unquoted.
+    pub name: String,
+    pub schema: String,
+    pub table: String,
+    pub key: KeyRule,
+    /// Partitioned parents include their partitions' rows; plain tables use ONLY.
+    pub partitioned: bool,
+}
+
+const USER_NAMESPACE: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
+     AND n.nspname !~ '^pg_(toast|temp)'";
+
+fn not_extension_member(catalog: &str, oid: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass \
+         AND d.objid = {oid} AND d.deptype = 'e')"
+    )
+}
+
+fn query_error(what: &str, e: tokio_postgres::Error) -> Error {
+    Error::Server(format!("reading {what}: {}", db_message(&e)))
+}
+
+/// Every user table (not partitions, not extension members), in name order.
+pub async fn tables(client: &Client) -> Result<Vec<Table>> {
+    let sql = format!(
+        "SELECT n.nspname, c.relname, c.relkind = 'p',
+           (SELECT array_agg(a.attname::text ORDER BY k.ord)
+              FROM pg_index i
+              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid = c.oid AND i.indisprimary),
+           (SELECT cols FROM (
+              SELECT ic.relname, array_agg(a.attname::text ORDER BY k.ord) AS cols,
+                     bool_and(a.attnotnull) AS notnull
+                FROM pg_index i
+                JOIN pg_class ic ON ic.oid = i.indexrelid
+                CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+               WHERE i.indrelid = c.oid AND i.indisunique AND i.indpred IS NULL
+                 AND i.indexprs IS NULL AND i.indisvalid
+               GROUP BY ic.relname) u
+             WHERE u.notnull ORDER BY u.relname COLLATE \"C\" LIMIT 1)
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {USER_NAMESPACE}
+           AND {}",
+        not_extension_member("pg_class", "c.oid")
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(|e| query_error("the table list", e))?;
+    let mut tables: Vec<Table> = rows
+        .iter()
+        .map(|r| {
+            let schema: String = r.get(0);
+            let table: String = r.get(1);
+            let pk: Option<Vec<String>> = r.get(3);
+            let unique: Option<Vec<String>> = r.get(4);
+            Table {
+                name: format!("{schema}.{table}"),
+                schema,
+                table,
+                partitioned: r.get(2),
+                key: match pk.or(unique) {
+                    Some(cols) => KeyRule::Columns(cols),
+                    None => KeyRule::Content,
+                },
+            }
+        })
+        .collect();
+    tables.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tables)
+}
+
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Table {
+    fn relation_sql(&self) -> String {
+        let only = if self.partitioned { "" } else { "ONLY " };
+        format!(
+            "{only}{}.{} t",
+            quote_ident(&self.schema),
+            quote_ident(&self.table)
+        )
+    }
+
+    /// SQL returning (key text, row json text) in key byte order.
+    fn rows_sql(&self) -> String {
+        let from = self.relation_sql();
+        let key = match &self.key {
+            KeyRule::Columns(cols) if cols.len() == 1 => {
+                format!("(t.{})::text", quote_ident(&cols[0]))
+            }
+            KeyRule::Columns(cols) => {
+                let list: Vec<String> = cols
+                    .iter()
+                    .map(|c| format!("t.{}", quote_ident(c)))
+                    .collect();
+                format!("json_build_array({})::text", list.join(", "))
+            }
+            KeyRule::Content => {
+                return format!(
+                    "SELECT k, r FROM (
+                       SELECT md5(r) || '-' || row_number() OVER (PARTITION BY r) AS k, r
+                         FROM (SELECT row_to_json(t)::text AS r FROM {from}) s) keyed
+                      ORDER BY k COLLATE \"C\""
+                );
+            }
+        };
+        format!(
+            "SELECT k, r FROM (SELECT {key} AS k, row_to_json(t)::text AS r FROM {from}) keyed \
+             ORDER BY k COLLATE \"C\""
+        )
+    }
+}
+
+/// The snapshot header: alembic revision and schema.
+pub async fn header(client: &Client) -> Result<Header> {
+    Ok(Header {
+        alembic_version: alembic_version(client).await?,
+        schema: schema(client).await?,
+    })
+}
+
+async fn alembic_version(client: &Client) -> Result<Value> {
+    let sql = format!(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relname = 'alembic_version' AND c.relkind = 'r' AND {USER_NAMESPACE}
+          ORDER BY n.nspname = 'public' DESC, n.nspname LIMIT 1"
+    );
+    let found = client
+        .query_opt(&sql, &[])
+        .await
+        .map_err(|e| query_error("alembic_version", e))?;
+    let Some(row) = found else {
+        return Ok(Value::Null);
+    };
+    let schema: String = row.get(0);
+    let sql = format!(
+        "SELECT version_num::text FROM {}.alembic_version ORDER BY version_num::text COLLATE \"C\"",
+        quote_ident(&schema)
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(|e| query_error("alembic_version", e))?;
+    Ok(Value::Array(
+        rows.iter().map(|r| Value::String(r.get(0))).collect(),
+    ))
+}
+
+/// Catalog queries, each returning (path under /schema, value as JSON text).
+fn schema_queries() -> Vec<String> {
+    let table = "n.nspname || '.' || c.relname";
+    let user_tables = format!(
+        "c.relkind IN ('r', 'p') AND {USER_NAMESPACE} AND {}",
+        not_extension_member("pg_class", "c.oid")
+    );
+    vec![
+        format!(
+            "SELECT ARRAY['schemas', n.nspname::text], 'true' FROM pg_namespace n
+              WHERE {USER_NAMESPACE} AND {}",
+            not_extension_member("pg_namespace", "n.oid")
+        ),
+        "SELECT ARRAY['extensions', extname::text], to_json(extversion)::text
+           FROM pg_extension WHERE extname <> 'plpgsql'"
+            .to_string(),
+        format!(
+            "SELECT ARRAY['tables', {table}],
+                    '{{\"columns\":{{}},\"constraints\":{{}},\"indexes\":{{}},\"triggers\":{{}}}}'
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {user_tables}"
+        ),
+        format!(
+            "SELECT ARRAY['tables', {table}, 'columns', a.attname::text],
+                    json_strip_nulls(json_build_object(
+                      'type', format_type(a.atttypid, a.atttypmod),
+                      'nullable', NOT a.attnotnull,
+                      'default', pg_get_expr(d.adbin, d.adrelid),
+                      'identity', NULLIF(a.attidentity::text, ''),
+                      'generated', NULLIF(a.attgenerated::text, '')))::text
+               FROM pg_attribute a
+               JOIN pg_class c ON c.oid = a.attrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+              WHERE a.attnum > 0 AND NOT a.attisdropped AND {user_tables}"
+        ),
+        format!(
+            "SELECT ARRAY['tables', {table}, 'constraints', co.conname::text],
+                    json_build_object(
+                      'type', CASE co.contype WHEN 'c' THEN 'check' WHEN 'f' THEN 'foreign key'
+                              WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique'
+                              WHEN 'x' THEN 'exclusion' WHEN 't' THEN 'trigger'
+                              ELSE co.contype::text END,
+                      'definition', pg_get_constraintdef(co.oid))::text
+               FROM pg_constraint co
+               JOIN pg_class c ON c.oid = co.conrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE co.contype <> 'n' AND {user_tables}"
+        ),
+        format!(
+            "SELECT ARRAY['tables', {table}, 'indexes', ic.relname::text],
+                    to_json(pg_get_indexdef(i.indexrelid))::text
+               FROM pg_index i
+               JOIN pg_class ic ON ic.oid = i.indexrelid
+               JOIN pg_class c ON c.oid = i.indrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE {user_tables}"
+        ),
+        format!(
+            "SELECT ARRAY['tables', {table}, 'triggers', tg.tgname::text],
+                    to_json(pg_get_triggerdef(tg.oid))::text
+               FROM pg_trigger tg
+               JOIN pg_class c ON c.oid = tg.tgrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE NOT tg.tgisinternal AND {user_tables}"
+        ),
+        format!(
+            "SELECT ARRAY['sequences', n.nspname || '.' || c.relname],
+                    json_build_object('type', format_type(s.seqtypid, NULL),
+                      'start', s.seqstart, 'increment', s.seqincrement, 'min', s.seqmin,
+                      'max', s.seqmax, 'cycle', s.seqcycle)::text
+               FROM pg_sequence s
+               JOIN pg_class c ON c.oid = s.seqrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE {USER_NAMESPACE} AND {}",
+            not_extension_member("pg_class", "c.oid")
+        ),
+        format!(
+            "SELECT ARRAY['enums', n.nspname || '.' || t.typname],
+                    json_agg(e.enumlabel ORDER BY e.enumsortorder)::text
+               FROM pg_type t
+               JOIN pg_namespace n ON n.oid = t.typnamespace
+               JOIN pg_enum e ON e.enumtypid = t.oid
+              WHERE {USER_NAMESPACE} AND {}
+              GROUP BY n.nspname, t.typname",
+            not_extension_member("pg_type", "t.oid")
+        ),
+        format!(
+            "SELECT ARRAY['views', n.nspname || '.' || c.relname],
+                    json_build_object('materialized', c.relkind = 'm',
+                      'definition', pg_get_viewdef(c.oid))::text
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('v', 'm') AND {USER_NAMESPACE} AND {}",
+            not_extension_member("pg_class", "c.oid")
+        ),
+        format!(
+            "SELECT ARRAY['functions', n.nspname || '.' || p.proname || '('
+                            || pg_get_function_identity_arguments(p.oid) || ')'],
+                    to_json(pg_get_functiondef(p.oid))::text
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE p.prokind IN ('f', 'p') AND {USER_NAMESPACE} AND {}",
+            not_extension_member("pg_proc", "p.oid")
+        ),
+    ]
+}
+
+async fn schema(client: &Client) -> Result<Value> {
+    let mut root = Map::new();
+    for section in [
+        "schemas",
+        "extensions",
+        "tables",
+        "sequences",
+        "enums",
+        "views",
+        "functions",
+    ] {
+        root.insert(section.to_string(), Value::Object(Map::new()));
+    }
+    let mut root = Value::Object(root);
+    for sql in schema_queries() {
+        let rows = client
+            .query(&sql, &[])
+            .await
+            .map_err(|e| query_error("the schema", e))?;
+        for row in rows {
+            let path: Vec<String> = row.get(0);
+            let text: &str = row.get(1);
+            let value: Value = serde_json::from_str(text)
+                .map_err(|e| Error::Server(format!("catalog value is not JSON: {e}")))?;
+            insert_at(&mut root, &path, value);
+        }
+    }
+    Ok(root)
+}
+
+/// Set `value` at `path`, creating objects on the way.
+fn insert_at(root: &mut Value, path: &[String], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut node = root;
+    for token in parents {
+        let Value::Object(map) = node else { return };
+        node = map
+            .entry(token.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    if let Value::Object(map) = node {
+        map.insert(last.clone(), value);
+    }
+}
+
+/// Rows of the given tables, streamed one table at a time in key order.
+pub struct DbSource<'a> {
+    client: &'a Client,
+    tables: std::vec::IntoIter<Table>,
+    current: Option<(String, Pin<Box<RowStream>>)>,
+    header: Option<Header>,
+}
+
+impl<'a> DbSource<'a> {
+    pub fn new(client: &'a Client, tables: Vec<Table>) -> Self {
+        DbSource {
+            client,
+            tables: tables.into_iter(),
+            current: None,
+            header: None,
+        }
+    }
+}
+
+impl Source for DbSource<'_> {
+    async fn header(&mut self) -> Result<Header> {
+        if self.header.is_none() {
+            self.header = Some(header(self.client).await?);
+        }
+        Ok(self.header.clone().expect("set above"))
+    }
+
+    async fn next_table(&mut self) -> Result<Option<String>> {
+        self.current = None;
+        let Some(table) = self.tables.next() else {
+            return Ok(None);
+        };
+        let params: [&str; 0] = [];
+        let stream = self
+            .client
+            .query_raw(&table.rows_sql(), params)
+            .await
+            .map_err(|e| query_error(&format!("rows of {}", table.name), e))?;
+        self.current = Some((table.name.clone(), Box::pin(stream)));
+        Ok(Some(table.name))
+    }
+
+    async fn next_row(&mut self) -> Result<Option<Row>> {
+        let Some((name, stream)) = self.current.as_mut() else {
+            return Ok(None);
+        };
+        let Some(row) = stream.next().await else {
+            self.current = None;
+            return Ok(None);
+        };
+        let row = row.map_err(|e| query_error(&format!("rows of {name}"), e))?;
+        let key: String = row.get(0);
+        let text: &str = row.get(1);
+        let value = serde_json::from_str(text).map_err(|e| {
+            Error::Server(format!("row {key} of {name} did not convert to JSON: {e}"))
+        })?;
+        Ok(Some((key, value)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_sql_orders_by_key_bytes() {
+        let t = Table {
+            name: "public.t".into(),
+            schema: "public".into(),
+            table: "t".into(),
+            key: KeyRule::Columns(vec!["a".into(), "b\"c".into()]),
+            partitioned: false,
+        };
+        let sql = t.rows_sql();
+        assert!(
+            sql.contains("json_build_array(t.\"a\", t.\"b\"\"c\")::text"),
+            "{sql}"
+        );
+        assert!(sql.contains("FROM ONLY \"public\".\"t\" t) keyed"), "{sql}");
+        assert!(sql.ends_with("ORDER BY k COLLATE \"C\""), "{sql}");
+    }
+}

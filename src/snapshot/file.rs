@@ -1,0 +1,342 @@
+//! Snapshot files: written deterministically, read back as a stream.
+//!
+//! Layout (README "Snapshot format"): `format`, `alembic_version`, `schema`, then `data` last,
+//! one row per line, tables and rows in key byte order. The reader accepts any JSON with those
+//! keys as long as `data` comes last and orders hold, and never holds more than a few rows.
+
+use std::fmt;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserializer as _;
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::{FORMAT, Header, Row, Source};
+use crate::error::{Error, Result};
+
+/// Writes a snapshot to any `io::Write`, streaming rows.
+pub struct Writer<W: Write> {
+    out: W,
+    rows_in_table: u64,
+    tables: u64,
+}
+
+fn write_err(e: std::io::Error) -> Error {
+    Error::io("writing snapshot", e)
+}
+
+impl<W: Write> Writer<W> {
+    pub fn begin(mut out: W, header: &Header) -> Result<Self> {
+        let schema = serde_json::to_string_pretty(&header.schema).expect("JSON values serialize");
+        write!(
+            out,
+            "{{\n  \"format\": \"{FORMAT}\",\n  \"alembic_version\": {},\n  \"schema\": {},\n  \"data\": {{",
+            serde_json::to_string(&header.alembic_version).expect("JSON values serialize"),
+            schema.replace('\n', "\n  ")
+        )
+        .map_err(write_err)?;
+        Ok(Writer {
+            out,
+            rows_in_table: 0,
+            tables: 0,
+        })
+    }
+
+    pub fn table(&mut self, name: &str) -> Result<()> {
+        let sep = if self.tables == 0 { "" } else { "\n    }," };
+        write!(self.out, "{sep}\n    {}: {{", json_string(name)).map_err(write_err)?;
+        self.tables += 1;
+        self.rows_in_table = 0;
+        Ok(())
+    }
+
+    pub fn row(&mut self, key: &str, value: &Value) -> Result<()> {
+        let sep = if self.rows_in_table == 0 { "" } else { "," };
+        write!(
+            self.out,
+            "{sep}\n      {}: {}",
+            json_string(key),
+            serde_json::to_string(value).expect("JSON values serialize")
+        )
+        .map_err(write_err)?;
+        self.rows_in_table += 1;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<W> {
+        let close = if self.tables == 0 {
+            "}\n}\n"
+        } else {
+            "\n    }\n  }\n}\n"
+        };
+        self.out.write_all(close.as_bytes()).map_err(write_err)?;
+        self.out.flush().map_err(write_err)?;
+        Ok(self.out)
+    }
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialize")
+}
+
+/// Copy a whole `Source` into a `Writer`.
+pub async fn write_source<W: Write>(source: &mut impl Source, out: W) -> Result<W> {
+    let header = source.header().await?;
+    let mut writer = Writer::begin(out, &header)?;
+    while let Some(table) = source.next_table().await? {
+        writer.table(&table)?;
+        while let Some((key, value)) = source.next_row().await? {
+            writer.row(&key, &value)?;
+        }
+    }
+    writer.finish()
+}
+
+enum Event {
+    Header(Header),
+    Table(String),
+    Row(Row),
+}
+
+/// A snapshot file read by a parser thread, a bounded number of events ahead.
+pub struct FileSource {
+    path: PathBuf,
+    rx: mpsc::Receiver<std::result::Result<Event, String>>,
+    peeked: Option<Event>,
+    in_table: bool,
+}
+
+impl FileSource {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| {
+            let problem = if e.kind() == std::io::ErrorKind::NotFound {
+                "no such snapshot file; create one with `pgsnapdiff snapshot -o FILE`".to_string()
+            } else {
+                format!("cannot open: {e}")
+            };
+            Error::input(path, problem)
+        })?;
+        let (tx, rx) = mpsc::channel(256);
+        std::thread::spawn(move || {
+            let mut de = serde_json::Deserializer::from_reader(BufReader::new(file));
+            let result = de
+                .deserialize_map(TopVisitor { tx: &tx })
+                .and_then(|()| de.end());
+            if let Err(e) = result {
+                // Only a parse error is worth reporting: a closed channel means the reader
+                // stopped listening on purpose.
+                if !e.to_string().contains(STOPPED) {
+                    let _ = tx.blocking_send(Err(e.to_string()));
+                }
+            }
+        });
+        Ok(FileSource {
+            path: path.to_path_buf(),
+            rx,
+            peeked: None,
+            in_table: false,
+        })
+    }
+
+    async fn next_event(&mut self) -> Result<Option<Event>> {
+        if let Some(e) = self.peeked.take() {
+            return Ok(Some(e));
+        }
+        match self.rx.recv().await {
+            None => Ok(None),
+            Some(Ok(e)) => Ok(Some(e)),
+            Some(Err(problem)) => Err(Error::input(
+                &self.path,
+                format!("not a valid pgsnapdiff snapshot: {problem}"),
+            )),
+        }
+    }
+}
+
+impl Source for FileSource {
+    async fn header(&mut self) -> Result<Header> {
+        match self.next_event().await? {
+            Some(Event::Header(h)) => Ok(h),
+            _ => Err(Error::input(
+                &self.path,
+                "not a valid pgsnapdiff snapshot: no header",
+            )),
+        }
+    }
+
+    async fn next_table(&mut self) -> Result<Option<String>> {
+        loop {
+            match self.next_event().await? {
+                Some(Event::Table(name)) => {
+                    self.in_table = true;
+                    return Ok(Some(name));
+                }
+                Some(Event::Row(_)) => continue,
+                Some(Event::Header(_)) | None => return Ok(None),
+            }
+        }
+    }
+
+    async fn next_row(&mut self) -> Result<Option<Row>> {
+        if !self.in_table {
+            return Ok(None);
+        }
+        match self.next_event().await? {
+            Some(Event::Row(row)) => Ok(Some(row)),
+            other => {
+                self.peeked = other;
+                self.in_table = false;
+                Ok(None)
+            }
+        }
+    }
+}
+
+const STOPPED: &str = "snapshot reader stopped";
+
+type Tx<'a> = &'a mpsc::Sender<std::result::Result<Event, String>>;
+
+fn send<E: de::Error>(tx: Tx, event: Event) -> std::result::Result<(), E> {
+    tx.blocking_send(Ok(event)).map_err(|_| E::custom(STOPPED))
+}
+
+struct TopVisitor<'a> {
+    tx: Tx<'a>,
+}
+
+impl<'de> Visitor<'de> for TopVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a snapshot object with format, alembic_version, schema and data")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        let mut format: Option<String> = None;
+        let mut alembic_version = Value::Null;
+        let mut schema: Option<Value> = None;
+        let mut header_sent = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if header_sent {
+                return Err(de::Error::custom(format!(
+                    "\"data\" must be the last key (found \"{key}\" after it)"
+                )));
+            }
+            match key.as_str() {
+                "format" => format = Some(map.next_value()?),
+                "alembic_version" => alembic_version = map.next_value()?,
+                "schema" => schema = Some(map.next_value()?),
+                "data" => {
+                    check_format(format.as_deref())?;
+                    let header = Header {
+                        alembic_version: std::mem::take(&mut alembic_version),
+                        schema: schema.take().ok_or_else(|| {
+                            de::Error::custom("\"schema\" must come before \"data\"")
+                        })?,
+                    };
+                    send(self.tx, Event::Header(header))?;
+                    header_sent = true;
+                    map.next_value_seed(DataSeed { tx: self.tx })?;
+                }
+                other => return Err(de::Error::custom(format!("unknown key \"{other}\""))),
+            }
+        }
+        if !header_sent {
+            check_format(format.as_deref())?;
+            let schema = schema.ok_or_else(|| de::Error::custom("missing \"schema\""))?;
+            send(
+                self.tx,
+                Event::Header(Header {
+                    alembic_version,
+                    schema,
+                }),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn check_format<E: de::Error>(format: Option<&str>) -> std::result::Result<(), E> {
+    match format {
+        Some(FORMAT) => Ok(()),
+        Some(other) => Err(E::custom(format!(
+            "format \"{other}\" is not {FORMAT}; re-create it with this pgsnapdiff"
+        ))),
+        None => Err(E::custom("missing \"format\" before \"data\"")),
+    }
+}
+
+struct DataSeed<'a> {
+    tx: Tx<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object of tables")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        let mut last: Option<String> = None;
+        while let Some(table) = map.next_key::<String>()? {
+            if last.as_ref().is_some_and(|l| *l >= table) {
+                return Err(de::Error::custom(format!(
+                    "table \"{table}\" is out of order (tables must be sorted by name)"
+                )));
+            }
+            send(self.tx, Event::Table(table.clone()))?;
+            map.next_value_seed(RowsSeed {
+                tx: self.tx,
+                table: &table,
+            })?;
+            last = Some(table);
+        }
+        Ok(())
+    }
+}
+
+struct RowsSeed<'a> {
+    tx: Tx<'a>,
+    table: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for RowsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object of rows keyed by row key")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        let mut last: Option<String> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if last.as_ref().is_some_and(|l| *l >= key) {
+                return Err(de::Error::custom(format!(
+                    "row \"{key}\" of \"{}\" is out of order (rows must be sorted by key, byte order)",
+                    self.table
+                )));
+            }
+            let value: Value = map.next_value()?;
+            send(self.tx, Event::Row((key.clone(), value)))?;
+            last = Some(key);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+//! The snapshot model: a header (alembic revision, schema) and tables of keyed rows, read from a
+//! database (`db`) or a snapshot file (`file`) through one interface, `Source`.
+//!
+//! Invariants every `Source` keeps, and the diff relies on:
+//! - tables come in byte order of their qualified name (`schema.table`);
+//! - within a table, rows come in byte order of their key string, keys unique;
+//! - values are JSON with object keys sorted (serde_json's BTreeMap) and numbers kept verbatim
+//!   (`arbitrary_precision`), so equal data is equal JSON.
+
+pub mod db;
+pub mod file;
+
+use serde_json::Value;
+
+use crate::error::Result;
+
+/// Identifies the snapshot file format; bumped on any incompatible change.
+pub const FORMAT: &str = "pgsnapdiff-snapshot/1";
+
+/// Everything except the rows: small, held in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    /// Sorted `alembic_version.version_num` values, or null when there is no such table.
+    pub alembic_version: Value,
+    /// `/schema/...` objects: tables, sequences, enums, views, functions, extensions, schemas.
+    pub schema: Value,
+}
+
+/// One row: its key (see README "Row keys") and its columns as a JSON object.
+pub type Row = (String, Value);
+
+/// A snapshot read in order: the header, then each table's rows.
+// Used with static dispatch on one thread only, so the futures need no `Send` bound.
+#[allow(async_fn_in_trait)]
+pub trait Source {
+    async fn header(&mut self) -> Result<Header>;
+    /// The next table's name, skipping any unread rows of the current one.
+    async fn next_table(&mut self) -> Result<Option<String>>;
+    /// The current table's next row; `None` at the table's end.
+    async fn next_row(&mut self) -> Result<Option<Row>>;
+}
