@@ -199,7 +199,7 @@ fn load_config(explicit: Option<&Path>) -> Result<Loaded> {
         let message = e.message().replace('\n', " ");
         let at = e
             .span()
-            .map(|s| format!(" (line {})", text[..s.start].lines().count().max(1)))
+            .map(|s| format!(" (line {})", text[..s.start].matches('\n').count() + 1))
             .unwrap_or_default();
         Error::input(&path, format!("invalid config{at}: {message}"))
     })?;

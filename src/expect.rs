@@ -105,25 +105,24 @@ impl ExpectedPatch {
         })
     }
 
-    /// Missing operations in patch order (sorted by path, then text) for stable output.
+    /// Findings sorted by path, so a removed row comes before the operations inside it.
     pub fn finish(self) -> CheckResult {
-        let mut missing: Vec<(String, PatchOperation)> = self
+        let mut all: Vec<Finding> = self
             .remaining
-            .into_iter()
-            .filter(|(_, (n, _))| *n > 0)
-            .flat_map(|(text, (n, op))| std::iter::repeat_n((text, op), n))
+            .into_values()
+            .flat_map(|(n, op)| std::iter::repeat_n(op, n))
+            .map(|op| finding("expected-patch/missing", &op))
             .collect();
-        missing.sort_by(|a, b| (a.1.path(), &a.0).cmp(&(b.1.path(), &b.0)));
-        let mut findings = Findings::default();
-        for (_, op) in &missing {
-            findings.push(finding("expected-patch/missing", op));
-        }
-        for f in self.unexpected.shown {
-            if findings.shown.len() < KEEP {
-                findings.shown.push(f);
-            }
-        }
-        findings.total = missing.len() as u64 + self.unexpected.total;
+        all.extend(self.unexpected.shown);
+        all.sort_by(|a, b| {
+            (&a.path, &a.rule, a.op.to_string()).cmp(&(&b.path, &b.rule, b.op.to_string()))
+        });
+        let missing = all.iter().filter(|f| f.rule.ends_with("missing")).count() as u64;
+        all.truncate(KEEP);
+        let findings = Findings {
+            total: missing + self.unexpected.total,
+            shown: all,
+        };
         CheckResult {
             name: format!(
                 "expected patch {} ({} ops)",

@@ -5,7 +5,7 @@
 //! says what to do.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
@@ -117,6 +117,10 @@ pub fn inspect(path: &Path) -> Result<Dump> {
             ));
         }
         let version = plain_header(&text).map_err(|p| Error::input(path, p))?;
+        if is_pg_dump_output(&text) {
+            let tail = gzip_tail(path)?;
+            check_complete(path, &tail)?;
+        }
         return Ok(dump(Format::Plain { gzip: true }, version));
     }
     if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -126,7 +130,63 @@ pub fn inspect(path: &Path) -> Result<Dump> {
         ));
     }
     let version = plain_header(&head).map_err(|p| Error::input(path, p))?;
+    if is_pg_dump_output(&head) {
+        check_complete(path, &read_tail(path, meta.len())?)?;
+    }
     Ok(dump(Format::Plain { gzip: false }, version))
+}
+
+/// pg_dump starts plain output with this comment and ends it with `FOOTER`. psql treats a file
+/// cut inside COPY data as a finished COPY and exits 0, so a truncated plain dump would restore
+/// "successfully" with half its rows and none of its constraints: the footer is the only proof.
+const HEADER: &[u8] = b"-- PostgreSQL database dump";
+const FOOTER: &[u8] = b"-- PostgreSQL database dump complete";
+const TAIL: u64 = 4096;
+
+fn is_pg_dump_output(head: &[u8]) -> bool {
+    head.windows(HEADER.len()).take(1024).any(|w| w == HEADER)
+}
+
+fn check_complete(path: &Path, tail: &[u8]) -> Result<()> {
+    if tail.windows(FOOTER.len()).any(|w| w == FOOTER) {
+        return Ok(());
+    }
+    Err(Error::input(
+        path,
+        "truncated: a pg_dump plain dump must end with \"-- PostgreSQL database dump complete\"; re-create the dump",
+    ))
+}
+
+fn read_tail(path: &Path, len: u64) -> Result<Vec<u8>> {
+    let mut file = open_read_only(path)?;
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL)))
+        .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)
+        .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    Ok(tail)
+}
+
+/// Decompress the whole stream (also proving it is intact), keeping the last bytes.
+fn gzip_tail(path: &Path) -> Result<Vec<u8>> {
+    let mut decoder = flate2::read::MultiGzDecoder::new(BufReader::new(open_read_only(path)?));
+    let mut tail: Vec<u8> = Vec::with_capacity(2 * TAIL as usize);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = decoder.read(&mut buf).map_err(|e| {
+            Error::input(
+                path,
+                format!("gzip stream is corrupt or truncated ({e}); re-create the dump"),
+            )
+        })?;
+        if n == 0 {
+            return Ok(tail);
+        }
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > TAIL as usize {
+            tail.drain(..tail.len() - TAIL as usize);
+        }
+    }
 }
 
 fn open_read_only(path: &Path) -> Result<File> {
@@ -327,12 +387,6 @@ fn restore_error(dump: &Dump, bins: &Binaries, output: &str) -> Error {
         problem,
         output: tail(output, 20),
     }
-}
-
-/// Lines of a plain dump, for callers that scan it (not used for restoring).
-#[allow(dead_code)]
-fn lines(path: &Path) -> Result<impl Iterator<Item = std::io::Result<String>>> {
-    Ok(BufReader::new(open_read_only(path)?).lines())
 }
 
 #[cfg(test)]

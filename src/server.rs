@@ -152,15 +152,15 @@ fn version_ok(bins: &Binaries, opts: &BinaryOptions) -> bool {
     }
 }
 
+/// An explicit `--pg-bin` is used as given; only a `--pg-version` that contradicts it is an
+/// error here (whether the dump fits is `restore::check_compatible`'s call, with a better message).
 fn check_version(bins: &Binaries, opts: &BinaryOptions) -> Result<()> {
-    if version_ok(bins, opts) {
+    let Some(want) = &opts.pg_version else {
+        return Ok(());
+    };
+    if version_matches(&bins.version, want) {
         return Ok(());
     }
-    let want = opts
-        .pg_version
-        .clone()
-        .or(opts.min_major.map(|m| format!("{m} or newer")))
-        .unwrap_or_default();
     Err(Error::Binaries(format!(
         "--pg-bin {} holds PostgreSQL {}, but {want} is needed; pass the matching directory or drop --pg-bin",
         bins.bin_dir.display(),

@@ -1,0 +1,693 @@
+//! Integration tests: the real binary, the real embedded PostgreSQL, real dumps.
+//! Every `Ctx::run` also asserts that no temp dir and no process was left behind.
+
+mod util;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use util::*;
+
+fn check_sample(ctx: &Ctx, dump: &str) -> Run {
+    let dump = sample_dump(dump);
+    ctx.run(&[
+        "check",
+        "--dump",
+        s(&dump),
+        "--downgrade-sql",
+        s(&downgrade_sql()),
+        "--expect-patch",
+        s(&expected_patch()),
+    ])
+}
+
+// ---------------------------------------------------------------- the main job
+
+#[test]
+fn readme_main_command_proves_the_sample_rollback() {
+    // `pgsnapdiff check` in the repo reads ./pgsnapdiff.toml: the shipped sample scenario.
+    let ctx = Ctx::new();
+    let out = ctx
+        .command(&["check"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    ctx.assert_clean();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("PASS  expected patch"), "{stdout}");
+    assert!(stdout.contains("PASS  rule rows-preserved"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("rollback proven"), "{stdout}");
+}
+
+#[test]
+fn every_dump_format_restores_and_is_left_unchanged() {
+    for name in [
+        "onboarding.sql",
+        "onboarding.sql.gz",
+        "onboarding.dump",
+        "onboarding.dir",
+        "onboarding.tar",
+    ] {
+        let ctx = Ctx::new();
+        let before = tree_bytes(&sample_dump(name));
+        let run = check_sample(&ctx, name);
+        run.assert_code(0);
+        assert!(
+            run.stdout.contains("rollback proven"),
+            "{name}: {}",
+            run.stdout
+        );
+        assert_eq!(
+            before,
+            tree_bytes(&sample_dump(name)),
+            "{name} was modified"
+        );
+    }
+}
+
+#[test]
+fn format_is_detected_from_content_not_name() {
+    let ctx = Ctx::new();
+    let disguised = ctx.path("backup.txt");
+    std::fs::copy(sample_dump("onboarding.dump"), &disguised).unwrap();
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&disguised),
+        "--downgrade-sql",
+        s(&downgrade_sql()),
+        "--expect-patch",
+        s(&expected_patch()),
+    ]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("(custom format"), "{}", run.stdout);
+}
+
+// ---------------------------------------------------------------- verdicts
+
+#[test]
+fn downgrade_that_loses_a_row_is_not_proven_and_names_the_row() {
+    let ctx = Ctx::new();
+    let lossy = fixture("onboarding/broken/deletes-row.sql");
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-sql",
+        s(&lossy),
+        "--expect-patch",
+        s(&expected_patch()),
+    ]);
+    run.assert_code(1);
+    let lost = r#"{"op":"remove","path":"/data/public.onboarding_states/7"}"#;
+    assert!(
+        run.stdout.contains("FAIL  expected patch"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("FAIL  rule rows-preserved"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("unexpected  {lost}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("rows-preserved  {lost}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("rollback NOT proven: 2 of 2 checks failed"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn rows_preserved_rule_catches_loss_without_an_expected_patch() {
+    let ctx = Ctx::new();
+    let lossy = fixture("onboarding/broken/deletes-row.sql");
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.sql")),
+        "--downgrade-sql",
+        s(&lossy),
+        "--table",
+        "onboarding_states",
+    ]);
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("/data/public.onboarding_states/7"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("public.users"),
+        "--table must narrow: {}",
+        run.stdout
+    );
+}
+
+#[test]
+fn downgrade_leaving_data_unrestored_reports_missing_operations() {
+    let ctx = Ctx::new();
+    let broken = fixture("onboarding/broken/forgets-step-data.sql");
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-sql",
+        s(&broken),
+        "--expect-patch",
+        s(&expected_patch()),
+    ]);
+    run.assert_code(1);
+    // Row 4's step_4 should have come back from the metadata.
+    assert!(
+        run.stdout.contains(r#"missing     {"op":"add","path":"/data/public.onboarding_states/4/step_data/step_4","value":{"target_weight_kg":75.0}}"#),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("PASS  rule rows-preserved"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn patch_out_is_the_expected_patch_byte_for_byte() {
+    let ctx = Ctx::new();
+    let out = ctx.path("emitted.json");
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-sql",
+        s(&downgrade_sql()),
+        "-o",
+        s(&out),
+    ]);
+    run.assert_code(0);
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        std::fs::read_to_string(expected_patch()).unwrap(),
+        "output must be deterministic and equal the committed baseline"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(ctx.cwd.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "atomic write left {leftovers:?}");
+}
+
+// ---------------------------------------------------------------- downgrade failures
+
+#[test]
+fn failing_downgrade_command_shows_its_output_and_exits_2() {
+    let ctx = Ctx::new();
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-cmd",
+        "echo 'alembic: revision not found' >&2; exit 3",
+    ]);
+    run.assert_error(&["downgrade failed", "exited with 3", "revision not found"]);
+}
+
+#[test]
+fn downgrade_command_not_found_says_so() {
+    let ctx = Ctx::new();
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-cmd",
+        "alembic-does-not-exist downgrade -1",
+    ]);
+    run.assert_error(&["exited with 127", "command not found"]);
+}
+
+#[test]
+fn downgrade_sql_error_names_file_and_line() {
+    let ctx = Ctx::new();
+    let bad = fixture("onboarding/broken/syntax-error.sql");
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-sql",
+        s(&bad),
+    ]);
+    run.assert_error(&[
+        "downgrade failed",
+        "syntax-error.sql:2",
+        "syntax error",
+        "rolled back",
+    ]);
+}
+
+#[test]
+fn downgrade_gets_the_connection_in_its_environment() {
+    let ctx = Ctx::new();
+    let seen = ctx.path("env.txt");
+    let cmd = format!(
+        "printf '%s\\n' \"$APP_DB\" \"$PGHOST\" \"$PGUSER\" \"$PGDATABASE\" > {} && psql -X -q -v ON_ERROR_STOP=1 -1 -f {}",
+        s(&seen),
+        s(&downgrade_sql())
+    );
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-cmd",
+        &cmd,
+        "--url-env",
+        "APP_DB",
+        "--url-scheme",
+        "postgresql+asyncpg",
+        "--expect-patch",
+        s(&expected_patch()),
+    ]);
+    run.assert_code(0);
+    let env = std::fs::read_to_string(&seen).unwrap();
+    let lines: Vec<&str> = env.lines().collect();
+    assert!(
+        lines[0].starts_with("postgresql+asyncpg://postgres:"),
+        "{env}"
+    );
+    assert!(
+        lines[0].contains("@127.0.0.1:") && lines[0].ends_with("/pgsnapdiff"),
+        "{env}"
+    );
+    assert_eq!(&lines[1..], ["127.0.0.1", "postgres", "pgsnapdiff"]);
+}
+
+#[test]
+fn as_root_the_server_runs_unprivileged() {
+    // CI runs as root. The server must still start, as another OS user.
+    let ctx = Ctx::new();
+    let who = ctx.path("server-user.txt");
+    let cmd = format!(
+        "psql -X -At -c \"CREATE TEMP TABLE u (n text); COPY u FROM PROGRAM 'id -un'; SELECT n FROM u\" > {} && psql -X -q -v ON_ERROR_STOP=1 -1 -f {}",
+        s(&who),
+        s(&downgrade_sql())
+    );
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-cmd",
+        &cmd,
+    ]);
+    run.assert_code(0);
+    let server_user = std::fs::read_to_string(&who).unwrap().trim().to_string();
+    let me = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    if me == "root" {
+        assert_ne!(server_user, "root", "the server must not run as root");
+    } else {
+        assert_eq!(server_user, me);
+    }
+}
+
+#[test]
+fn hung_downgrade_is_killed_at_the_timeout() {
+    let ctx = Ctx::new();
+    let started = Instant::now();
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-cmd",
+        "sleep 78.25",
+        "--downgrade-timeout",
+        "1",
+    ]);
+    run.assert_error(&["did not finish within 1s", "killed"]);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(processes_running("sleep 78.25").is_empty());
+}
+
+#[test]
+fn sigint_during_downgrade_cleans_up_everything() {
+    let ctx = Ctx::new();
+    let child = ctx
+        .command(&[
+            "check",
+            "--dump",
+            s(&sample_dump("onboarding.dump")),
+            "--downgrade-cmd",
+            "sleep 79.5",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while processes_running("sleep 79.5").is_empty() {
+        assert!(Instant::now() < deadline, "downgrade never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    ctx.assert_clean();
+    assert!(processes_running("sleep 79.5").is_empty());
+}
+
+// ---------------------------------------------------------------- bad inputs
+
+fn check_dump(ctx: &Ctx, dump: &std::path::Path, extra: &[&str]) -> Run {
+    let mut args = vec!["check", "--dump", s(dump), "--downgrade-sql"];
+    let sql = downgrade_sql();
+    args.push(s(&sql));
+    args.extend_from_slice(extra);
+    ctx.run(&args)
+}
+
+#[test]
+fn bad_dumps_each_get_one_clear_line() {
+    let cases: &[(&str, &[&str])] = &[
+        ("err/missing.dump", &["missing.dump: no such file"]),
+        ("err/empty.dump", &["empty.dump: empty file", "re-create"]),
+        ("err/random.bin", &["random.bin: not a pg_dump output"]),
+        (
+            "err/truncated-header.dump",
+            &["truncated", "re-create the dump"],
+        ),
+        (
+            "err/truncated.dump",
+            &["truncated.dump: restore failed", "truncated or corrupt"],
+        ),
+        (
+            "err/truncated.sql",
+            &["truncated.sql: truncated", "dump complete"],
+        ),
+        (
+            "err/no-toc.dir",
+            &["no-toc.dir: a directory without toc.dat"],
+        ),
+        (
+            "err/bad-sql.sql",
+            &["bad-sql.sql: restore failed", "invalid input syntax"],
+        ),
+    ];
+    for (rel, needles) in cases {
+        let ctx = Ctx::new();
+        let path = fixture(rel);
+        let before = path.exists().then(|| tree_bytes(&path));
+        let run = check_dump(&ctx, &path, &[]);
+        run.assert_error(needles);
+        assert_eq!(run.error_line().lines().count(), 1);
+        if let Some(before) = before {
+            assert_eq!(before, tree_bytes(&path), "{rel} was modified");
+        }
+    }
+}
+
+#[test]
+fn dump_from_a_newer_postgres_names_the_version_to_use() {
+    for rel in ["err/pg16.dump", "err/pg16.sql"] {
+        let ctx = Ctx::new();
+        let pg15 = system_pg_bin();
+        let run = check_dump(&ctx, &fixture(rel), &["--pg-bin", s(&pg15)]);
+        run.assert_error(&[
+            "written by pg_dump 16",
+            "newer than the PostgreSQL 15",
+            "--pg-version 16",
+        ]);
+    }
+}
+
+#[test]
+fn newer_dump_picks_matching_binaries_when_not_forced() {
+    // Without --pg-bin, a pg_dump 16 archive must not be given to PostgreSQL 15.
+    let ctx = Ctx::new();
+    let run = check_dump(&ctx, &fixture("err/pg16.dump"), &[]);
+    if run.code == 2 {
+        run.assert_error(&["PostgreSQL 16 or newer", "scripts/stage-postgres 16"]);
+    } else {
+        run.assert_code(0);
+        assert!(
+            run.stdout.contains("server    PostgreSQL 1"),
+            "{}",
+            run.stdout
+        );
+        assert!(!run.stdout.contains("PostgreSQL 15."), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn unknown_table_lists_the_tables_there() {
+    let ctx = Ctx::new();
+    let run = check_dump(
+        &ctx,
+        &sample_dump("onboarding.dump"),
+        &["--table", "public.onboarding"],
+    );
+    run.assert_error(&[
+        "has no table public.onboarding",
+        "public.onboarding_states",
+        "public.users",
+    ]);
+}
+
+#[test]
+fn missing_inputs_fail_before_any_restore() {
+    let ctx = Ctx::new();
+    let started = Instant::now();
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-sql",
+        "nope.sql",
+    ]);
+    run.assert_error(&["nope.sql: downgrade SQL file not found"]);
+    let run = ctx.run(&["check", "--downgrade-sql", s(&downgrade_sql())]);
+    run.assert_error(&["no dump given"]);
+    let run = ctx.run(&["check", "--dump", s(&sample_dump("onboarding.dump"))]);
+    run.assert_error(&["no downgrade given"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "validation must not boot a server"
+    );
+}
+
+#[test]
+fn config_file_unknown_key_and_flag_precedence() {
+    let ctx = Ctx::new();
+    std::fs::write(
+        ctx.path("pgsnapdiff.toml"),
+        "dump = \"x.dump\"\nexpect_pach = \"p.json\"\n",
+    )
+    .unwrap();
+    let run = ctx.run(&["check"]);
+    run.assert_error(&["pgsnapdiff.toml: invalid config (line 2)", "expect_pach"]);
+
+    // Flags win over the file; the file's relative paths are relative to the file.
+    let dir = ctx.path("conf");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(downgrade_sql(), dir.join("down.sql")).unwrap();
+    std::fs::write(
+        dir.join("custom.toml"),
+        "dump = \"missing.dump\"\nexpect_patch = \"missing.json\"\n[downgrade]\nsql = [\"down.sql\"]\n",
+    )
+    .unwrap();
+    let run = ctx.run(&[
+        "check",
+        "-c",
+        s(&dir.join("custom.toml")),
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--expect-patch",
+        s(&expected_patch()),
+    ]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("conf/down.sql"), "{}", run.stdout);
+}
+
+// ---------------------------------------------------------------- snapshot and diff
+
+#[test]
+fn snapshot_maps_types_losslessly_and_keys_rows_as_documented() {
+    let ctx = Ctx::new();
+    let a = ctx.path("a.json");
+    let b = ctx.path("b.json");
+    let dump = fixture("ok/types.sql");
+    let run = ctx.run(&["snapshot", "--dump", s(&dump), "-o", s(&a)]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("public.events has no primary key"),
+        "{}",
+        run.stderr
+    );
+    ctx.run(&["snapshot", "--dump", s(&dump), "-o", s(&b)])
+        .assert_code(0);
+    let text = std::fs::read_to_string(&a).unwrap();
+    assert_eq!(
+        text,
+        std::fs::read_to_string(&b).unwrap(),
+        "snapshots must be deterministic"
+    );
+
+    // Exact numeric text survives (no float rounding), as does jsonb's 1.10.
+    assert!(text.contains(r#""exact":0.33333333333333333333"#), "{text}");
+    assert!(text.contains(r#""n":1.10"#), "{text}");
+    assert!(text.contains(r#""big":9223372036854775807"#), "{text}");
+
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["format"], "pgsnapdiff-snapshot/1");
+    assert_eq!(doc["alembic_version"], Value::Null);
+    let samples = &doc["data"]["public.samples"];
+    assert_eq!(samples["a/b~c"]["raw"], "\\xdeadbeef");
+    assert_eq!(samples["a/b~c"]["ratio"], "NaN");
+    assert_eq!(samples["a/b~c"]["tags"], serde_json::json!(["x", "y z"]));
+    assert_eq!(samples["a/b~c"]["seen"], "2026-01-02T03:04:05.678+00:00");
+    assert_eq!(samples["inf"]["exact"], "Infinity");
+    assert_eq!(samples["nan"]["ratio"], "-Infinity");
+    // Composite keys are JSON arrays as text, in byte order.
+    let pairs: Vec<&String> = doc["data"]["public.pairs"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(pairs, [r#"[1, "x"]"#, r#"[1, "y"]"#, r#"[10, "x"]"#]);
+    // A NOT NULL unique column keys the row when there is no primary key.
+    assert!(doc["data"]["public.by_email"]["a@example.com"].is_object());
+    // No key at all: content hash plus occurrence number; duplicates stay distinct.
+    let events: Vec<&String> = doc["data"]["public.events"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().any(|k| k.ends_with("-2")), "{events:?}");
+    let cols = &doc["schema"]["tables"]["public.samples"]["columns"];
+    assert_eq!(cols["exact"]["type"], "numeric");
+    assert_eq!(cols["id"]["nullable"], false);
+}
+
+#[test]
+fn diff_of_snapshot_files_is_a_patch_that_turns_before_into_after() {
+    let ctx = Ctx::new();
+    let before = ctx.path("before.json");
+    ctx.run(&[
+        "snapshot",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "-o",
+        s(&before),
+    ])
+    .assert_code(0);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&before).unwrap()).unwrap();
+
+    // After: a row gone, a nested value changed, a row added, a table dropped, a table added.
+    let mut after = doc.clone();
+    let states = after["data"]["public.onboarding_states"]
+        .as_object_mut()
+        .unwrap();
+    states.remove("7");
+    states.get_mut("4").unwrap()["step_data"]["step_1"]["goal"] = "strength".into();
+    states.insert(
+        "99".into(),
+        serde_json::json!({"id": 99, "current_step": 1}),
+    );
+    let data = after["data"].as_object_mut().unwrap();
+    data.remove("public.users");
+    data.insert("public.zz/new~".into(), serde_json::json!({"1": {"id": 1}}));
+    after["alembic_version"] = serde_json::json!(["a1b2c3d4e5f6"]);
+    let after_path = ctx.path("after.json");
+    write_snapshot(&after, &after_path);
+
+    let patch_path = ctx.path("patch.json");
+    let run = ctx.run(&["diff", s(&before), s(&after_path), "-o", s(&patch_path)]);
+    run.assert_code(1);
+    let patch: json_patch::Patch =
+        serde_json::from_str(&std::fs::read_to_string(&patch_path).unwrap()).unwrap();
+    let mut applied = doc.clone();
+    json_patch::patch(&mut applied, &patch).unwrap();
+    assert_eq!(applied, after);
+    let paths: Vec<String> = patch.iter().map(|op| op.path().to_string()).collect();
+    assert!(
+        paths.contains(&"/data/public.onboarding_states/7".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"/data/public.zz~1new~0".to_string()),
+        "{paths:?}"
+    );
+
+    // Identical files: exit 0 and an empty patch.
+    let run = ctx.run(&["diff", s(&before), s(&before)]);
+    run.assert_code(0);
+    assert_eq!(run.stdout, "[]\n");
+}
+
+#[test]
+fn diff_rejects_files_that_are_not_snapshots() {
+    let ctx = Ctx::new();
+    let bad = ctx.path("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"format": "pgsnapdiff-snapshot/1", "schema": {}, "data": {"t": {"2": {}, "1": {}}}}"#,
+    )
+    .unwrap();
+    let run = ctx.run(&["diff", s(&bad), s(&bad)]);
+    run.assert_error(&["bad.json: not a valid pgsnapdiff snapshot", "out of order"]);
+    std::fs::write(
+        &bad,
+        "{\"format\": \"pgsnapdiff-snapshot/1\", \"schema\": {",
+    )
+    .unwrap();
+    let run = ctx.run(&["diff", s(&bad), s(&bad)]);
+    run.assert_error(&["bad.json: not a valid pgsnapdiff snapshot"]);
+    let run = ctx.run(&["diff", "missing.json", s(&bad)]);
+    run.assert_error(&["missing.json: no such snapshot file"]);
+}
+
+/// Write a snapshot document the way pgsnapdiff does (data last, sorted keys).
+fn write_snapshot(doc: &Value, path: &std::path::Path) {
+    let header = pgsnapdiff::snapshot::Header {
+        alembic_version: doc["alembic_version"].clone(),
+        schema: doc["schema"].clone(),
+    };
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = pgsnapdiff::snapshot::file::Writer::begin(file, &header).unwrap();
+    for (table, rows) in doc["data"].as_object().unwrap() {
+        w.table(table).unwrap();
+        for (key, row) in rows.as_object().unwrap() {
+            w.row(key, row).unwrap();
+        }
+    }
+    w.finish().unwrap();
+}

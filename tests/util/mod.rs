@@ -1,0 +1,184 @@
+//! Test helpers: run the real binary against the real embedded PostgreSQL, in a clean
+//! environment, and check after every run that it left no temp dir and no process behind.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(rel)
+}
+
+pub fn sample_dump(name: &str) -> PathBuf {
+    fixture(&format!("onboarding/dumps/{name}"))
+}
+
+pub fn downgrade_sql() -> PathBuf {
+    fixture("onboarding/downgrade.sql")
+}
+
+pub fn expected_patch() -> PathBuf {
+    repo().join("snapshots/onboarding.patch.json")
+}
+
+/// The system's PostgreSQL (Debian's 15 here), for tests that need an older server.
+pub fn system_pg_bin() -> PathBuf {
+    let out = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .expect("pg_config on PATH (Debian's postgresql)");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit {} (want {code})\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// The one-line error message (exit 2 runs).
+    pub fn error_line(&self) -> &str {
+        self.stderr
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("pgsnapdiff: error: "))
+            .unwrap_or_else(|| panic!("no error line in stderr:\n{}", self.stderr))
+    }
+
+    pub fn assert_error(&self, needles: &[&str]) -> &Self {
+        self.assert_code(2);
+        let line = self.error_line();
+        for needle in needles {
+            assert!(line.contains(needle), "error line lacks {needle:?}: {line}");
+        }
+        self
+    }
+}
+
+/// One isolated invocation context: its own work dir (for the cluster) and its own cwd.
+pub struct Ctx {
+    pub work: tempfile::TempDir,
+    pub cwd: tempfile::TempDir,
+}
+
+impl Ctx {
+    pub fn new() -> Self {
+        Ctx {
+            work: tempfile::Builder::new()
+                .prefix("pgsnapdiff-test-work-")
+                .tempdir()
+                .unwrap(),
+            cwd: tempfile::Builder::new()
+                .prefix("pgsnapdiff-test-cwd-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgsnapdiff"));
+        cmd.args(args).current_dir(self.cwd.path());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("PGSNAPDIFF_") || key.starts_with("PG") || key == "DATABASE_URL" {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("PGSNAPDIFF_WORK_DIR", self.work.path())
+            .env("PGSNAPDIFF_OFFLINE", "1")
+            .env_remove("CI")
+            .env_remove("NO_COLOR");
+        cmd
+    }
+
+    /// Run to completion, then check nothing was left behind.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.command(args).output().expect("run pgsnapdiff");
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        self.assert_clean();
+        run
+    }
+
+    /// The work dir is empty and no process mentions it (postgres, psql, pg_restore).
+    pub fn assert_clean(&self) {
+        let left: Vec<_> = std::fs::read_dir(self.work.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(left.is_empty(), "temp files left behind: {left:?}");
+        let procs = processes_mentioning(self.work.path());
+        assert!(procs.is_empty(), "processes left behind: {procs:?}");
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.cwd.path().join(name)
+    }
+}
+
+/// Live processes whose command line starts with `prefix` (e.g. the downgrade's own `sleep`).
+pub fn processes_running(prefix: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.starts_with(prefix) || text.starts_with(&format!("sh -c {prefix}")) {
+            found.push(text);
+        }
+    }
+    found
+}
+
+/// Command lines of live processes that contain `needle`.
+pub fn processes_mentioning(needle: &Path) -> Vec<String> {
+    let needle = needle.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains(&needle) {
+            found.push(text);
+        }
+    }
+    found
+}
+
+pub fn tree_bytes(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    if path.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(path).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.path());
+        for e in entries {
+            out.extend(tree_bytes(&e.path()));
+        }
+    } else {
+        out.push((path.to_path_buf(), std::fs::read(path).unwrap()));
+    }
+    out
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
