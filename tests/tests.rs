@@ -596,15 +596,30 @@ fn snapshot_maps_types_losslessly_and_keys_rows_as_documented() {
     assert_eq!(cols["exact"]["type"], "numeric");
     assert_eq!(cols["id"]["nullable"], false);
     let schema = &doc["schema"];
-    assert_eq!(schema["enums"]["public.mood"], serde_json::json!(["low", "ok", "high"]));
+    assert_eq!(
+        schema["enums"]["public.mood"],
+        serde_json::json!(["low", "ok", "high"])
+    );
     assert_eq!(schema["sequences"]["public.ticket_seq"]["start"], 100);
     assert_eq!(schema["sequences"]["public.ticket_seq"]["increment"], 5);
-    assert!(schema["views"]["public.sample_ids"]["definition"].as_str().unwrap().contains("samples"));
-    assert!(schema["functions"]["public.touch()"].as_str().unwrap().contains("RETURN NEW"));
-    assert!(schema["tables"]["public.samples"]["triggers"]["samples_touch"]
-        .as_str()
-        .unwrap()
-        .contains("BEFORE UPDATE"));
+    assert!(
+        schema["views"]["public.sample_ids"]["definition"]
+            .as_str()
+            .unwrap()
+            .contains("samples")
+    );
+    assert!(
+        schema["functions"]["public.touch()"]
+            .as_str()
+            .unwrap()
+            .contains("RETURN NEW")
+    );
+    assert!(
+        schema["tables"]["public.samples"]["triggers"]["samples_touch"]
+            .as_str()
+            .unwrap()
+            .contains("BEFORE UPDATE")
+    );
     assert_eq!(
         schema["tables"]["public.pairs"]["constraints"]["pairs_pkey"]["definition"],
         "PRIMARY KEY (left_id, right_id)"
