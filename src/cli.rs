@@ -4,14 +4,17 @@
 //! the built-in default. Relative paths in the config file are relative to the file's directory;
 //! relative paths in flags are relative to the current directory.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use jsonptr::PointerBuf;
 use serde::Deserialize;
 
-use crate::downgrade::{CommandSpec, Downgrade};
+use crate::downgrade::{CommandSpec, Step};
 use crate::error::{Error, Result};
+use crate::expect::rules::{AfterSpec, MetadataSpec, WithoutMetadata};
 use crate::server::{BinaryOptions, ServerOptions};
 
 pub const DEFAULT_CONFIG: &str = "pgsnapdiff.toml";
@@ -34,7 +37,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Restore a dump, run the downgrade, diff before → after and check it (the main job).
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
     /// Restore a dump and write its snapshot (no downgrade).
     Snapshot(SnapshotArgs),
     /// Diff two snapshot files (no server); exit 1 when they differ.
@@ -73,6 +76,37 @@ pub struct CheckArgs {
     /// Write the emitted patch here (atomically).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub patch_out: Option<PathBuf>,
+    /// Write the result, with every finding, as JSON here (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub result_out: Option<PathBuf>,
+    /// Metadata restoration rule: 'TABLE METADATA_PTR FIELD_PTR=SOURCE_PTR ...' (repeat).
+    #[arg(long = "metadata-rule", value_name = "SPEC")]
+    pub metadata_rules: Vec<String>,
+    /// For --metadata-rule: rows without metadata must be unchanged, kept, or any [default: unchanged].
+    #[arg(long, value_name = "unchanged|kept|any")]
+    pub without_metadata: Option<String>,
+    /// alembic_version must be this revision after the downgrade.
+    #[arg(long, value_name = "REV")]
+    pub expect_revision: Option<String>,
+    /// RFC 6902 test on the after snapshot: 'POINTER=JSON' (repeat).
+    #[arg(long = "expect-test", value_name = "POINTER=JSON")]
+    pub expect_tests: Vec<String>,
+    /// This pointer must not exist in the after snapshot (repeat).
+    #[arg(long = "expect-absent", value_name = "POINTER")]
+    pub expect_absent: Vec<String>,
+    /// Round trip: SQL file that upgrades the dump first (repeat).
+    #[arg(long = "upgrade-sql", value_name = "FILE")]
+    pub upgrade_sql: Vec<PathBuf>,
+    /// Round trip: shell command that upgrades the dump first, e.g. 'alembic upgrade +1'.
+    #[arg(
+        long = "upgrade-cmd",
+        value_name = "CMD",
+        conflicts_with = "upgrade_sql"
+    )]
+    pub upgrade_cmd: Option<String>,
+    /// Round trip: a column allowed to differ from the original, schema.table.column (repeat).
+    #[arg(long = "roundtrip-ignore", value_name = "COLUMN")]
+    pub roundtrip_ignore: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -129,8 +163,61 @@ struct FileConfig {
     tables: Option<Vec<String>>,
     expect_patch: Option<PathBuf>,
     patch_out: Option<PathBuf>,
+    result_out: Option<PathBuf>,
     downgrade: Option<DowngradeConfig>,
     postgres: Option<PostgresConfig>,
+    rules: Option<RulesConfig>,
+    expect: Option<ExpectConfig>,
+    roundtrip: Option<RoundTripConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesConfig {
+    #[serde(default)]
+    metadata: Vec<MetadataConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetadataConfig {
+    id: Option<String>,
+    table: String,
+    metadata: String,
+    fields: BTreeMap<String, String>,
+    without_metadata: Option<WithoutMetadata>,
+    #[serde(default)]
+    ignore_columns: Vec<String>,
+    #[serde(default)]
+    allow_added_rows: bool,
+    #[serde(default)]
+    allow_removed_rows: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectConfig {
+    revision: Option<String>,
+    #[serde(default)]
+    absent: Vec<String>,
+    #[serde(default)]
+    tests: Vec<TestConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestConfig {
+    path: String,
+    value: toml::Value,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoundTripConfig {
+    upgrade_sql: Option<Vec<PathBuf>>,
+    upgrade_cmd: Option<String>,
+    #[serde(default)]
+    ignore_columns: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -215,10 +302,22 @@ fn load_config(explicit: Option<&Path>) -> Result<Loaded> {
 #[derive(Debug, Clone)]
 pub struct CheckPlan {
     pub input: InputPlan,
-    pub downgrade: Downgrade,
+    pub downgrade: Step,
     pub downgrade_timeout: Option<Duration>,
     pub expect_patch: Option<PathBuf>,
     pub patch_out: Option<PathBuf>,
+    pub result_out: Option<PathBuf>,
+    pub metadata_rules: Vec<MetadataSpec>,
+    pub after: AfterSpec,
+    pub roundtrip: Option<RoundTripPlan>,
+}
+
+/// Upgrade first, then downgrade, and compare with the original.
+#[derive(Debug, Clone)]
+pub struct RoundTripPlan {
+    pub upgrade: Step,
+    /// (`schema.table`, column) allowed to differ.
+    pub ignore: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -287,9 +386,9 @@ pub fn check_plan(args: &CheckArgs) -> Result<CheckPlan> {
     let input = input_plan(&args.input, &loaded)?;
     let file = loaded.config.downgrade.as_ref();
     let downgrade = if !args.downgrade_sql.is_empty() {
-        Downgrade::Sql(args.downgrade_sql.clone())
+        Step::Sql(args.downgrade_sql.clone())
     } else if let Some(cmd) = &args.downgrade_cmd {
-        Downgrade::Command(command_spec(cmd.clone(), args, file, &loaded))
+        Step::Command(command_spec(cmd.clone(), args, file, &loaded))
     } else {
         match (
             file.and_then(|d| d.sql.as_ref()),
@@ -301,9 +400,9 @@ pub fn check_plan(args: &CheckArgs) -> Result<CheckPlan> {
                 ));
             }
             (Some(sql), None) if !sql.is_empty() => {
-                Downgrade::Sql(sql.iter().map(|p| loaded.resolve(p)).collect())
+                Step::Sql(sql.iter().map(|p| loaded.resolve(p)).collect())
             }
-            (None, Some(cmd)) => Downgrade::Command(command_spec(cmd.clone(), args, file, &loaded)),
+            (None, Some(cmd)) => Step::Command(command_spec(cmd.clone(), args, file, &loaded)),
             _ => {
                 return Err(Error::Config(
                     "no downgrade given: pass --downgrade-sql FILE or --downgrade-cmd CMD, or set [downgrade] sql/cmd in pgsnapdiff.toml".into(),
@@ -327,7 +426,186 @@ pub fn check_plan(args: &CheckArgs) -> Result<CheckPlan> {
             .patch_out
             .clone()
             .or_else(|| loaded.path(&loaded.config.patch_out)),
+        result_out: args
+            .result_out
+            .clone()
+            .or_else(|| loaded.path(&loaded.config.result_out)),
+        metadata_rules: metadata_rules(args, &loaded)?,
+        after: after_spec(args, &loaded)?,
+        roundtrip: roundtrip_plan(args, file, &loaded)?,
     })
+}
+
+fn pointer(text: &str, what: &str) -> Result<PointerBuf> {
+    PointerBuf::parse(text).map_err(|e| {
+        Error::Config(format!(
+            "{what}: {text:?} is not a JSON Pointer ({e}); pointers look like /step_data/_migration_metadata"
+        ))
+    })
+}
+
+/// `schema.table` as written, or `public.table` for a bare name.
+fn qualified(table: &str) -> String {
+    if table.contains('.') {
+        table.to_string()
+    } else {
+        format!("public.{table}")
+    }
+}
+
+fn metadata_rules(args: &CheckArgs, loaded: &Loaded) -> Result<Vec<MetadataSpec>> {
+    let default_without = match args.without_metadata.as_deref() {
+        None | Some("unchanged") => WithoutMetadata::Unchanged,
+        Some("kept") => WithoutMetadata::Kept,
+        Some("any") => WithoutMetadata::Any,
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "--without-metadata {other}: use unchanged, kept or any"
+            )));
+        }
+    };
+    let mut specs = Vec::new();
+    let configured = loaded.config.rules.iter().flat_map(|r| r.metadata.iter());
+    for (i, rule) in configured.enumerate() {
+        let what = format!("pgsnapdiff.toml [[rules.metadata]] #{}", i + 1);
+        if rule.fields.is_empty() {
+            return Err(Error::Config(format!("{what}: `fields` maps no field")));
+        }
+        let table = qualified(&rule.table);
+        specs.push(MetadataSpec {
+            id: rule
+                .id
+                .clone()
+                .unwrap_or_else(|| "metadata-restored".into()),
+            metadata: pointer(&rule.metadata, &what)?,
+            fields: rule
+                .fields
+                .iter()
+                .map(|(f, m)| Ok((pointer(f, &what)?, pointer(m, &what)?)))
+                .collect::<Result<_>>()?,
+            without_metadata: rule.without_metadata.unwrap_or(WithoutMetadata::Unchanged),
+            ignore_columns: rule.ignore_columns.clone(),
+            allow_added_rows: rule.allow_added_rows,
+            allow_removed_rows: rule.allow_removed_rows,
+            table,
+        });
+    }
+    for text in &args.metadata_rules {
+        let what = format!("--metadata-rule {text:?}");
+        let parts: Vec<&str> = text.split_whitespace().collect();
+        let [table, metadata, fields @ ..] = parts.as_slice() else {
+            return Err(Error::Config(format!(
+                "{what}: write it as 'TABLE METADATA_PTR FIELD_PTR=SOURCE_PTR ...'"
+            )));
+        };
+        if fields.is_empty() {
+            return Err(Error::Config(format!(
+                "{what}: maps no FIELD_PTR=SOURCE_PTR"
+            )));
+        }
+        let fields = fields
+            .iter()
+            .map(|f| {
+                let (field, source) = f.split_once('=').ok_or_else(|| {
+                    Error::Config(format!("{what}: {f:?} is not FIELD_PTR=SOURCE_PTR"))
+                })?;
+                Ok((pointer(field, &what)?, pointer(source, &what)?))
+            })
+            .collect::<Result<_>>()?;
+        specs.push(MetadataSpec {
+            id: "metadata-restored".into(),
+            table: qualified(table),
+            metadata: pointer(metadata, &what)?,
+            fields,
+            without_metadata: default_without,
+            ignore_columns: Vec::new(),
+            allow_added_rows: false,
+            allow_removed_rows: false,
+        });
+    }
+    // Ids must tell findings apart.
+    if specs.len() > 1 {
+        for spec in specs.iter_mut() {
+            if spec.id == "metadata-restored" {
+                spec.id = format!("metadata-restored:{}", spec.table);
+            }
+        }
+    }
+    Ok(specs)
+}
+
+fn after_spec(args: &CheckArgs, loaded: &Loaded) -> Result<AfterSpec> {
+    let file = loaded.config.expect.as_ref();
+    let mut spec = AfterSpec {
+        revision: args
+            .expect_revision
+            .clone()
+            .or_else(|| file.and_then(|e| e.revision.clone())),
+        ..AfterSpec::default()
+    };
+    for test in file.iter().flat_map(|e| e.tests.iter()) {
+        let value = serde_json::to_value(&test.value)
+            .map_err(|e| Error::Config(format!("[[expect.tests]] {}: {e}", test.path)))?;
+        spec.tests
+            .push((pointer(&test.path, "[[expect.tests]]")?, value));
+    }
+    for text in &args.expect_tests {
+        let (ptr, json) = text.split_once('=').ok_or_else(|| {
+            Error::Config(format!("--expect-test {text:?}: write it as POINTER=JSON"))
+        })?;
+        let value = serde_json::from_str(json).map_err(|e| {
+            Error::Config(format!(
+                "--expect-test {text:?}: the value is not JSON ({e}); quote strings: '/p=\"text\"'"
+            ))
+        })?;
+        spec.tests.push((pointer(ptr, "--expect-test")?, value));
+    }
+    for text in file
+        .iter()
+        .flat_map(|e| e.absent.iter())
+        .chain(&args.expect_absent)
+    {
+        spec.absent.push(pointer(text, "expect absent")?);
+    }
+    Ok(spec)
+}
+
+fn roundtrip_plan(
+    args: &CheckArgs,
+    downgrade: Option<&DowngradeConfig>,
+    loaded: &Loaded,
+) -> Result<Option<RoundTripPlan>> {
+    let file = loaded.config.roundtrip.as_ref();
+    let upgrade = if !args.upgrade_sql.is_empty() {
+        Step::Sql(args.upgrade_sql.clone())
+    } else if let Some(cmd) = &args.upgrade_cmd {
+        Step::Command(command_spec(cmd.clone(), args, downgrade, loaded))
+    } else if let Some(sql) = file.and_then(|r| r.upgrade_sql.as_ref()) {
+        Step::Sql(sql.iter().map(|p| loaded.resolve(p)).collect())
+    } else if let Some(cmd) = file.and_then(|r| r.upgrade_cmd.as_ref()) {
+        Step::Command(command_spec(cmd.clone(), args, downgrade, loaded))
+    } else {
+        if !args.roundtrip_ignore.is_empty() {
+            return Err(Error::Config(
+                "--roundtrip-ignore needs --upgrade-sql or --upgrade-cmd".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let ignore = file
+        .iter()
+        .flat_map(|r| r.ignore_columns.iter())
+        .chain(&args.roundtrip_ignore)
+        .map(|c| {
+            let (table, column) = c.rsplit_once('.').ok_or_else(|| {
+                Error::Config(format!(
+                    "round-trip ignore {c:?}: write it as schema.table.column"
+                ))
+            })?;
+            Ok((qualified(table), column.to_string()))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Some(RoundTripPlan { upgrade, ignore }))
 }
 
 fn command_spec(

@@ -18,22 +18,60 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::Result;
-use crate::snapshot::{Row, Source};
+use crate::snapshot::{Header, Row, Source};
 
-/// Receives patch operations as the diff produces them.
-pub trait PatchSink {
-    fn op(&mut self, op: &PatchOperation) -> Result<()>;
+/// Receives what the diff sees, in order: both headers; then per table, the table, and for each
+/// key of either side the row pair followed by that row's operations. Every method defaults to
+/// doing nothing, so a sink implements only what it needs.
+pub trait DiffSink {
+    fn header(&mut self, _before: &Header, _after: &Header) -> Result<()> {
+        Ok(())
+    }
+    /// A table, and whether it exists on each side. Called before its rows.
+    fn table(&mut self, _name: &str, _before: bool, _after: bool) -> Result<()> {
+        Ok(())
+    }
+    /// One key's row on each side (`None`: no such row there). Called for every key, changed
+    /// or not, and also for the rows of a table present on one side only.
+    fn row(
+        &mut self,
+        _table: &str,
+        _key: &str,
+        _before: Option<&Value>,
+        _after: Option<&Value>,
+    ) -> Result<()> {
+        Ok(())
+    }
+    fn op(&mut self, _op: &PatchOperation) -> Result<()> {
+        Ok(())
+    }
 }
 
-/// Sends every operation to several sinks.
-pub struct Tee<'a>(pub Vec<&'a mut dyn PatchSink>);
+/// Sends everything to several sinks, in order.
+pub struct Tee<'a>(pub Vec<&'a mut dyn DiffSink>);
 
-impl PatchSink for Tee<'_> {
+impl DiffSink for Tee<'_> {
+    fn header(&mut self, before: &Header, after: &Header) -> Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.header(before, after))
+    }
+    fn table(&mut self, name: &str, before: bool, after: bool) -> Result<()> {
+        self.0
+            .iter_mut()
+            .try_for_each(|s| s.table(name, before, after))
+    }
+    fn row(
+        &mut self,
+        table: &str,
+        key: &str,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Result<()> {
+        self.0
+            .iter_mut()
+            .try_for_each(|s| s.row(table, key, before, after))
+    }
     fn op(&mut self, op: &PatchOperation) -> Result<()> {
-        for sink in self.0.iter_mut() {
-            sink.op(op)?;
-        }
-        Ok(())
+        self.0.iter_mut().try_for_each(|s| s.op(op))
     }
 }
 
@@ -64,11 +102,12 @@ impl Summary {
 pub async fn diff(
     before: &mut impl Source,
     after: &mut impl Source,
-    sink: &mut dyn PatchSink,
+    sink: &mut dyn DiffSink,
 ) -> Result<Summary> {
     let mut summary = Summary::default();
     let hb = before.header().await?;
     let ha = after.header().await?;
+    sink.header(&hb, &ha)?;
     for (name, b, a) in [
         ("alembic_version", &hb.alembic_version, &ha.alembic_version),
         ("schema", &hb.schema, &ha.schema),
@@ -95,27 +134,33 @@ pub async fn diff(
         let table_path = PointerBuf::from_tokens(["data", table.as_str()]);
         match order {
             Ordering::Less => {
-                // Table gone after: one op; rows only counted.
-                while before.next_row().await?.is_some() {
+                // Table gone after: one op; rows counted and shown to the row hooks.
+                sink.table(&table, true, false)?;
+                while let Some((key, value)) = before.next_row().await? {
                     counts.rows_before += 1;
+                    sink.row(&table, &key, Some(&value), None)?;
                 }
                 sink.op(&remove(table_path))?;
                 summary.data_ops += 1;
                 tb = before.next_table().await?;
             }
             Ordering::Greater => {
+                sink.table(&table, false, true)?;
                 sink.op(&add(table_path.clone(), Value::Object(Map::new())))?;
                 summary.data_ops += 1;
                 while let Some((key, value)) = after.next_row().await? {
                     counts.rows_after += 1;
                     counts.added += 1;
+                    sink.row(&table, &key, None, Some(&value))?;
                     sink.op(&add(child(&table_path, &key), value))?;
                     summary.data_ops += 1;
                 }
                 ta = after.next_table().await?;
             }
             Ordering::Equal => {
-                summary.data_ops += merge_rows(&table_path, before, after, counts, sink).await?;
+                sink.table(&table, true, true)?;
+                summary.data_ops +=
+                    merge_rows(&table, &table_path, before, after, counts, sink).await?;
                 tb = before.next_table().await?;
                 ta = after.next_table().await?;
             }
@@ -126,11 +171,12 @@ pub async fn diff(
 
 /// Merge-join one table's rows by key.
 async fn merge_rows(
+    table: &str,
     table_path: &Pointer,
     before: &mut impl Source,
     after: &mut impl Source,
     counts: &mut TableCounts,
-    sink: &mut dyn PatchSink,
+    sink: &mut dyn DiffSink,
 ) -> Result<u64> {
     let mut ops = 0;
     let mut rb: Option<Row> = before.next_row().await?;
@@ -149,10 +195,12 @@ async fn merge_rows(
             let row_path = child(table_path, &key);
             if order == Ordering::Less {
                 counts.removed += 1;
+                sink.row(table, &key, Some(&vb), None)?;
                 sink.op(&remove(row_path))?;
                 ops += 1;
             } else {
                 let (_, va) = ra.take().expect("after row present");
+                sink.row(table, &key, Some(&vb), Some(&va))?;
                 let n = diff_values(&row_path, &vb, &va, sink)?;
                 counts.changed += (n > 0) as u64;
                 ops += n;
@@ -163,6 +211,7 @@ async fn merge_rows(
         if order == Ordering::Greater {
             let (key, va) = ra.take().expect("after row present");
             counts.added += 1;
+            sink.row(table, &key, None, Some(&va))?;
             sink.op(&add(child(table_path, &key), va))?;
             ops += 1;
         }
@@ -179,7 +228,7 @@ pub fn diff_values(
     prefix: &Pointer,
     before: &Value,
     after: &Value,
-    sink: &mut dyn PatchSink,
+    sink: &mut dyn DiffSink,
 ) -> Result<u64> {
     if before == after {
         return Ok(0);

@@ -1,4 +1,4 @@
-//! Run the migration's downgrade against the embedded server.
+//! Run a migration step (the downgrade; the upgrade too, for a round trip) on the embedded server.
 //!
 //! SQL files run through the server's own `psql` in one transaction, stopping at the first
 //! error. A command runs through `sh -c` with the connection in its environment (`PGHOST` ...
@@ -15,7 +15,7 @@ use crate::process::{self, RunError};
 use crate::server::Server;
 
 #[derive(Debug, Clone)]
-pub enum Downgrade {
+pub enum Step {
     /// SQL files, run in order in one transaction.
     Sql(Vec<PathBuf>),
     Command(CommandSpec),
@@ -33,37 +33,37 @@ pub struct CommandSpec {
     pub url_scheme: String,
 }
 
-impl Downgrade {
+impl Step {
     /// A short description for reports.
     pub fn describe(&self) -> String {
         match self {
-            Downgrade::Sql(files) => files
+            Step::Sql(files) => files
                 .iter()
                 .map(|f| f.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            Downgrade::Command(spec) => format!("`{}`", spec.command),
+            Step::Command(spec) => format!("`{}`", spec.command),
         }
     }
 
     /// Check inputs before the (slow) restore, so a typo fails in milliseconds.
     pub fn validate(&self) -> Result<()> {
         match self {
-            Downgrade::Sql(files) => {
+            Step::Sql(files) => {
                 for file in files {
                     if !file.is_file() {
                         return Err(Error::input(
                             file,
-                            "downgrade SQL file not found; check --downgrade-sql",
+                            "migration SQL file not found; check --downgrade-sql/--upgrade-sql",
                         ));
                     }
                 }
             }
-            Downgrade::Command(spec) => {
+            Step::Command(spec) => {
                 if !spec.cwd.is_dir() {
                     return Err(Error::input(
                         &spec.cwd,
-                        "downgrade working directory not found; check --downgrade-cwd",
+                        "working directory of the migration command not found; check --downgrade-cwd",
                     ));
                 }
             }
@@ -72,16 +72,24 @@ impl Downgrade {
     }
 }
 
-/// Run the downgrade on `dbname`; returns its captured output.
+/// Which step runs, for messages.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Downgrade,
+    Upgrade,
+}
+
+/// Run `step` on `dbname`; returns its captured output.
 pub async fn run(
     server: &Server,
     dbname: &str,
-    downgrade: &Downgrade,
+    step: &Step,
+    kind: Kind,
     timeout: Option<Duration>,
 ) -> Result<String> {
     let conn = server.conn();
-    let mut cmd = match downgrade {
-        Downgrade::Sql(files) => {
+    let mut cmd = match step {
+        Step::Sql(files) => {
             let mut cmd = Command::new(server.binaries.tool("psql"));
             cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"]);
             for file in files {
@@ -89,7 +97,7 @@ pub async fn run(
             }
             cmd
         }
-        Downgrade::Command(spec) => {
+        Step::Command(spec) => {
             let mut cmd = Command::new("sh");
             cmd.arg("-c").arg(&spec.command).current_dir(&spec.cwd);
             cmd.env(&spec.url_env, conn.url(&spec.url_scheme, dbname));
@@ -99,17 +107,19 @@ pub async fn run(
     for (key, value) in conn.libpq_env(dbname) {
         cmd.env(key, value);
     }
-    let what = downgrade.describe();
+    let what = step.describe();
     let captured = match process::run(cmd, None, timeout).await {
         Ok(c) => c,
         Err(RunError::Spawn(e)) => {
             return Err(Error::Downgrade {
+                kind,
                 problem: format!("cannot start {what}: {e}"),
                 output: String::new(),
             });
         }
         Err(RunError::TimedOut(limit)) => {
             return Err(Error::Downgrade {
+                kind,
                 problem: format!(
                     "{what} did not finish within {}s and was killed; raise --downgrade-timeout if it is just slow",
                     limit.as_secs()
@@ -135,12 +145,13 @@ pub async fn run(
         .unwrap_or("no output")
         .trim()
         .to_string();
-    let hint = match (downgrade, captured.status.code()) {
-        (Downgrade::Command(_), Some(127)) => "; command not found: check --downgrade-cmd and PATH",
-        (Downgrade::Sql(_), _) => "; the transaction was rolled back, fix the SQL and rerun",
+    let hint = match (step, captured.status.code()) {
+        (Step::Command(_), Some(127)) => "; command not found: check --downgrade-cmd and PATH",
+        (Step::Sql(_), _) => "; the transaction was rolled back, fix the SQL and rerun",
         _ => "",
     };
     Err(Error::Downgrade {
+        kind,
         problem: format!("{what} exited with {code}: {last}{hint}"),
         output: tail(&captured.output, 30),
     })

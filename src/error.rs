@@ -35,9 +35,13 @@ pub enum Error {
         output: String,
     },
 
-    /// The downgrade (SQL files or command) failed.
-    #[error("downgrade failed: {problem}")]
-    Downgrade { problem: String, output: String },
+    /// The downgrade (or, in a round trip, the upgrade) failed.
+    #[error("{} failed: {problem}", match kind { crate::downgrade::Kind::Downgrade => "downgrade", crate::downgrade::Kind::Upgrade => "upgrade" })]
+    Downgrade {
+        kind: crate::downgrade::Kind,
+        problem: String,
+        output: String,
+    },
 
     /// The run was stopped by a signal; everything it started has been cleaned up.
     #[error("interrupted by {0}; the embedded server was stopped and its files removed")]

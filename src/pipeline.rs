@@ -1,19 +1,21 @@
 //! The commands, as compositions of the stages:
-//! check = boot → restore → keep a before-copy → downgrade → diff before/after → check → report.
+//! check = boot → restore → [copy original → upgrade] → copy before → downgrade →
+//!         diff before/after (+ rules) → [diff original/after] → report.
 //!
-//! The before state is a `CREATE DATABASE ... TEMPLATE` copy of the restored database, taken
-//! before the downgrade runs; both states are then streamed side by side, so memory does not
-//! grow with the number of rows.
+//! Each state is a `CREATE DATABASE ... TEMPLATE` copy taken before the next step runs; states
+//! are then streamed side by side, so memory does not grow with the number of rows.
 
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::cli::{CheckPlan, InputPlan, SnapshotPlan};
-use crate::diff::{self, PatchSink, Tee};
+use crate::diff::{self, DiffSink, Tee};
 use crate::downgrade;
+use crate::downgrade::Kind;
 use crate::error::{Error, Result, db_message};
-use crate::expect::{ExpectedPatch, RowsPreserved};
+use crate::expect::patch::ExpectedPatch;
+use crate::expect::rules::{AfterState, MetadataRestored, RoundTrip, RowsPreserved};
 use crate::report::{AtomicFile, CheckReport, PatchWriter, progress, secs};
 use crate::restore::{self, Dump};
 use crate::server::Server;
@@ -22,8 +24,10 @@ use crate::snapshot::file::{FileSource, write_source};
 
 /// The database the dump is restored into and the downgrade runs on.
 const WORK_DB: &str = "pgsnapdiff";
-/// The untouched copy of the restored state.
+/// The untouched copy of the state the downgrade starts from.
 const BEFORE_DB: &str = "pgsnapdiff_before";
+/// Round trip only: the restored state before the upgrade.
+const ORIGINAL_DB: &str = "pgsnapdiff_original";
 /// Tables kept in the snapshot header rather than in `data`, unless named with --table.
 const HEADER_TABLES: &[&str] = &["alembic_version"];
 
@@ -121,74 +125,136 @@ fn warn_keyless(tables: &[Table]) {
     }
 }
 
-pub async fn check(plan: &CheckPlan) -> Result<bool> {
-    // Cheap checks first: a typo must not cost a restore.
-    plan.downgrade.validate()?;
-    let mut expected = plan
-        .expect_patch
-        .as_deref()
-        .map(ExpectedPatch::load)
-        .transpose()?;
-
-    let mut phases = Vec::new();
-    let (dump, server) = boot_and_restore(&plan.input, &mut phases).await?;
-
-    let work = server.connect(WORK_DB).await?;
-    let before_tables = select_tables(db::tables(&work).await?, &plan.input.tables, &dump.path)?;
-    warn_keyless(&before_tables);
-    drop(work);
-    let started = Instant::now();
-    let admin = server.connect("postgres").await?;
+/// `CREATE DATABASE copy TEMPLATE source`: a file-level copy of a database nobody is using.
+async fn copy_database(server: &Server, source: &str, copy: &str) -> Result<()> {
     let strategy = if server.binaries.major >= 15 {
         " STRATEGY FILE_COPY"
     } else {
         ""
     };
-    admin
+    server
+        .connect("postgres")
+        .await?
         .batch_execute(&format!(
-            "CREATE DATABASE {BEFORE_DB} TEMPLATE {WORK_DB}{strategy}"
+            "CREATE DATABASE {copy} TEMPLATE {source}{strategy}"
         ))
         .await
-        .map_err(|e| Error::Server(format!("copying the restored database: {}", db_message(&e))))?;
+        .map_err(|e| Error::Server(format!("copying database {source}: {}", db_message(&e))))
+}
+
+/// The tables of `dbname` to snapshot.
+async fn tables_of(
+    server: &Server,
+    dbname: &str,
+    wanted: &[String],
+    dump: &Path,
+) -> Result<Vec<Table>> {
+    let client = server.connect(dbname).await?;
+    select_tables(db::tables(&client).await?, wanted, dump)
+}
+
+/// Tables on the after side: all of them, or the ones also selected before.
+async fn tables_after(
+    server: &Server,
+    dbname: &str,
+    wanted: &[String],
+    before: &[Table],
+    dump: &Path,
+) -> Result<Vec<Table>> {
+    let client = server.connect(dbname).await?;
+    let all = db::tables(&client).await?;
+    if wanted.is_empty() {
+        return select_tables(all, &[], dump);
+    }
+    Ok(all
+        .into_iter()
+        .filter(|t| before.iter().any(|b| b.name == t.name))
+        .collect())
+}
+
+pub async fn check(plan: &CheckPlan) -> Result<bool> {
+    // Cheap checks first: a typo must not cost a restore.
+    plan.downgrade.validate()?;
+    if let Some(rt) = &plan.roundtrip {
+        rt.upgrade.validate()?;
+    }
+    let mut expected = plan
+        .expect_patch
+        .as_deref()
+        .map(ExpectedPatch::load)
+        .transpose()?;
+    // Tables the rules need are snapshotted even when --table narrows the rest.
+    let mut wanted = plan.input.tables.clone();
+    if !wanted.is_empty() {
+        for rule in &plan.metadata_rules {
+            if !wanted.contains(&rule.table) {
+                wanted.push(rule.table.clone());
+            }
+        }
+    }
+
+    let mut phases = Vec::new();
+    let (dump, server) = boot_and_restore(&plan.input, &mut phases).await?;
+
+    if let Some(rt) = &plan.roundtrip {
+        let started = Instant::now();
+        copy_database(&server, WORK_DB, ORIGINAL_DB).await?;
+        progress(format!("running upgrade {}", rt.upgrade.describe()));
+        downgrade::run(
+            &server,
+            WORK_DB,
+            &rt.upgrade,
+            Kind::Upgrade,
+            plan.downgrade_timeout,
+        )
+        .await?;
+        phases.push(("upgrade", started.elapsed()));
+    }
+    let before_tables = tables_of(&server, WORK_DB, &wanted, &dump.path).await?;
+    warn_keyless(&before_tables);
+    let started = Instant::now();
+    copy_database(&server, WORK_DB, BEFORE_DB).await?;
     phases.push(("copy", started.elapsed()));
 
     let started = Instant::now();
     progress(format!("running downgrade {}", plan.downgrade.describe()));
-    downgrade::run(&server, WORK_DB, &plan.downgrade, plan.downgrade_timeout).await?;
+    downgrade::run(
+        &server,
+        WORK_DB,
+        &plan.downgrade,
+        Kind::Downgrade,
+        plan.downgrade_timeout,
+    )
+    .await?;
     phases.push(("downgrade", started.elapsed()));
 
     let started = Instant::now();
     progress("diffing before → after");
-    let before = server.connect(BEFORE_DB).await?;
-    let after = server.connect(WORK_DB).await?;
-    let after_all = db::tables(&after).await?;
-    let after_tables: Vec<Table> = if plan.input.tables.is_empty() {
-        select_tables(after_all, &[], &dump.path)?
-    } else {
-        after_all
-            .into_iter()
-            .filter(|t| before_tables.iter().any(|b| b.name == t.name))
-            .collect()
-    };
-
+    let after_tables = tables_after(&server, WORK_DB, &wanted, &before_tables, &dump.path).await?;
     let mut writer = match &plan.patch_out {
         Some(path) => Some(PatchWriter::new(AtomicFile::create(path)?)),
         None => None,
     };
     let mut rows_preserved = RowsPreserved::default();
+    let mut metadata: Vec<MetadataRestored> = plan
+        .metadata_rules
+        .iter()
+        .cloned()
+        .map(MetadataRestored::new)
+        .collect();
+    let mut after_state = (!plan.after.is_empty()).then(|| AfterState::new(&plan.after));
     let summary = {
-        let mut sinks: Vec<&mut dyn PatchSink> = vec![&mut rows_preserved];
-        if let Some(w) = writer.as_mut() {
-            sinks.push(w);
-        }
-        if let Some(e) = expected.as_mut() {
-            sinks.push(e);
-        }
-        let mut tee = Tee(sinks);
+        let mut sinks: Vec<&mut dyn DiffSink> = vec![&mut rows_preserved];
+        sinks.extend(writer.iter_mut().map(|w| w as &mut dyn DiffSink));
+        sinks.extend(expected.iter_mut().map(|e| e as &mut dyn DiffSink));
+        sinks.extend(metadata.iter_mut().map(|m| m as &mut dyn DiffSink));
+        sinks.extend(after_state.iter_mut().map(|a| a as &mut dyn DiffSink));
+        let before = server.connect(BEFORE_DB).await?;
+        let after = server.connect(WORK_DB).await?;
         diff::diff(
             &mut DbSource::new(&before, before_tables),
             &mut DbSource::new(&after, after_tables),
-            &mut tee,
+            &mut Tee(sinks),
         )
         .await?
     };
@@ -197,12 +263,37 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
     }
     let mut results = Vec::new();
     if let Some(e) = expected {
-        results.push(e.finish());
+        results.push(e.finish()?);
     }
     results.push(rows_preserved.finish());
+    for m in metadata {
+        results.push(m.finish()?);
+    }
+    if let Some(a) = after_state {
+        results.extend(a.finish()?);
+    }
     phases.push(("diff+check", started.elapsed()));
 
-    let report = CheckReport {
+    if let Some(rt) = &plan.roundtrip {
+        let started = Instant::now();
+        progress("diffing original → after (round trip)");
+        let original_tables = tables_of(&server, ORIGINAL_DB, &wanted, &dump.path).await?;
+        let after_tables =
+            tables_after(&server, WORK_DB, &wanted, &original_tables, &dump.path).await?;
+        let mut roundtrip = RoundTrip::new(&rt.ignore);
+        let original = server.connect(ORIGINAL_DB).await?;
+        let after = server.connect(WORK_DB).await?;
+        diff::diff(
+            &mut DbSource::new(&original, original_tables),
+            &mut DbSource::new(&after, after_tables),
+            &mut roundtrip,
+        )
+        .await?;
+        results.push(roundtrip.finish());
+        phases.push(("round trip", started.elapsed()));
+    }
+
+    let mut report = CheckReport {
         dump: &dump.path,
         dump_format: dump.format.name(),
         pg_dump_version: dump.pg_dump_version.as_deref(),
@@ -213,18 +304,24 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
             server.binaries.bin_dir.display()
         ),
         downgrade: plan.downgrade.describe(),
+        upgrade: plan.roundtrip.as_ref().map(|r| r.upgrade.describe()),
         phases: &phases,
         summary: &summary,
         patch_out: plan.patch_out.as_deref(),
-        results: &results,
+        results: &mut results,
     };
     let mut stdout = std::io::stdout().lock();
     report
         .write_human(&mut stdout)
         .map_err(|e| Error::io("writing the report", e))?;
-    if plan.expect_patch.is_none() {
+    if let Some(path) = &plan.result_out {
+        let mut file = AtomicFile::create(path)?;
+        report.write_json(&mut file)?;
+        file.commit()?;
+    }
+    if plan.expect_patch.is_none() && report.results.len() == 1 {
         progress(
-            "note: no --expect-patch given: only the built-in rule rows-preserved was checked",
+            "note: nothing but the built-in rule rows-preserved was checked; add --expect-patch or rules to prove the values",
         );
     }
     Ok(report.proven())

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use json_patch::PatchOperation;
+use serde_json::{Value, json};
 
-use crate::diff::{PatchSink, Summary};
+use crate::diff::{DiffSink, Summary};
 use crate::error::{Error, Result};
 use crate::expect::CheckResult;
 
@@ -104,7 +105,7 @@ impl<W: Write> PatchWriter<W> {
     }
 }
 
-impl<W: Write> PatchSink for PatchWriter<W> {
+impl<W: Write> DiffSink for PatchWriter<W> {
     fn op(&mut self, op: &PatchOperation) -> Result<()> {
         let sep: &[u8] = if self.count == 0 { b"[\n  " } else { b",\n  " };
         self.out
@@ -116,17 +117,32 @@ impl<W: Write> PatchSink for PatchWriter<W> {
     }
 }
 
-/// What one `check` run did, for the human report.
+/// What one `check` run did: rendered for humans (`write_human`) and machines (`write_json`).
 pub struct CheckReport<'a> {
     pub dump: &'a Path,
     pub dump_format: &'a str,
     pub pg_dump_version: Option<&'a str>,
     pub server: String,
     pub downgrade: String,
+    /// The round trip's upgrade, if any.
+    pub upgrade: Option<String>,
     pub phases: &'a [(&'static str, Duration)],
     pub summary: &'a Summary,
     pub patch_out: Option<&'a Path>,
-    pub results: &'a [CheckResult],
+    pub results: &'a mut [CheckResult],
+}
+
+/// A JSON value on one line, cut to `max` characters.
+fn short(value: &Option<Value>, max: usize) -> String {
+    let text = match value {
+        Some(v) => v.to_string(),
+        None => "(nothing)".into(),
+    };
+    if text.chars().count() <= max {
+        return text;
+    }
+    let cut: String = text.chars().take(max).collect();
+    format!("{cut}…")
 }
 
 impl CheckReport<'_> {
@@ -146,6 +162,9 @@ impl CheckReport<'_> {
                 .unwrap_or_default()
         )?;
         writeln!(out, "server    {}", self.server)?;
+        if let Some(up) = &self.upgrade {
+            writeln!(out, "upgrade   {up}")?;
+        }
         writeln!(out, "downgrade {}", self.downgrade)?;
         let phases: Vec<String> = self
             .phases
@@ -172,16 +191,41 @@ impl CheckReport<'_> {
             None => writeln!(out)?,
         }
         writeln!(out)?;
-        for result in self.results {
-            let mark = if result.passed { "PASS" } else { "FAIL" };
-            writeln!(out, "{mark}  {}", result.name)?;
-            for f in result.findings.shown.iter().take(SHOW) {
-                let kind = f.rule.rsplit('/').next().unwrap_or(&f.rule);
-                writeln!(out, "      {kind:<10}  {}", f.op)?;
+        for result in self.results.iter() {
+            let f = &result.findings;
+            if result.passed {
+                writeln!(out, "PASS  {}", result.name)?;
+                continue;
             }
-            let listed = result.findings.shown.len().min(SHOW) as u64;
-            if result.findings.total > listed {
-                writeln!(out, "      ... and {} more", result.findings.total - listed)?;
+            let rows = match f.rows {
+                0 => String::new(),
+                1 => " in 1 row".to_string(),
+                n => format!(" in {n} rows"),
+            };
+            let s = if f.total == 1 { "" } else { "s" };
+            writeln!(out, "FAIL  {}: {} finding{s}{rows}", result.name, f.total)?;
+            for finding in f.shown.iter().take(SHOW) {
+                if result.id == "expected-patch" || result.id == "round-trip" {
+                    let kind = finding.message.split(' ').next().unwrap_or("");
+                    let op = finding.expected.as_ref().or(finding.actual.as_ref());
+                    let op = op.map(Value::to_string).unwrap_or_default();
+                    writeln!(out, "      {kind:<10}  {op}")?;
+                } else if finding.expected.is_none() && finding.actual.is_none() {
+                    writeln!(out, "      {}: {}", finding.path, finding.message)?;
+                } else {
+                    writeln!(
+                        out,
+                        "      {}: {}\n        expected {}\n        actual   {}",
+                        finding.path,
+                        finding.message,
+                        short(&finding.expected, 100),
+                        short(&finding.actual, 100)
+                    )?;
+                }
+            }
+            let listed = f.shown.len().min(SHOW) as u64;
+            if f.total > listed {
+                writeln!(out, "      ... and {} more", f.total - listed)?;
             }
         }
         writeln!(out)?;
@@ -196,7 +240,56 @@ impl CheckReport<'_> {
             )
         }
     }
+
+    /// The JSON result (README "Result JSON"): context, counts, checks, and every finding.
+    pub fn write_json(&mut self, out: &mut dyn Write) -> Result<()> {
+        let err = |e: io::Error| Error::io("writing the result", e);
+        let timing: serde_json::Map<String, Value> = self
+            .phases
+            .iter()
+            .map(|(name, d)| {
+                (
+                    (*name).to_string(),
+                    json!((d.as_secs_f64() * 1000.0).round() / 1000.0),
+                )
+            })
+            .collect();
+        let checks: Vec<Value> = self
+            .results
+            .iter()
+            .map(|r| json!({"id": r.id, "name": r.name, "passed": r.passed, "findings": r.findings.total}))
+            .collect();
+        let head = json!({
+            "format": RESULT_FORMAT,
+            "verdict": if self.proven() { "proven" } else { "not proven" },
+            "dump": {"path": self.dump, "format": self.dump_format, "pg_dump_version": self.pg_dump_version},
+            "server": self.server,
+            "upgrade": self.upgrade,
+            "downgrade": self.downgrade,
+            "timing_seconds": timing,
+            "tables": self.summary.tables,
+            "patch": {"operations": self.summary.ops(), "schema": self.summary.schema_ops, "data": self.summary.data_ops},
+            "checks": checks,
+        });
+        let text = serde_json::to_string_pretty(&head).expect("JSON values serialize");
+        let text = text.strip_suffix("\n}").unwrap_or(&text);
+        write!(out, "{text},\n  \"findings\": [").map_err(err)?;
+        let mut first = true;
+        for result in self.results.iter_mut() {
+            result.findings.for_each(|f| {
+                let sep = if first { "\n    " } else { ",\n    " };
+                first = false;
+                let line = serde_json::to_string(f).expect("findings serialize");
+                write!(out, "{sep}{line}").map_err(err)
+            })?;
+        }
+        let end = if first { "]\n}\n" } else { "\n  ]\n}\n" };
+        out.write_all(end.as_bytes()).map_err(err)
+    }
 }
+
+/// Identifies the result JSON format.
+pub const RESULT_FORMAT: &str = "pgsnapdiff-result/1";
 
 /// Print an error: captured detail (a failing command's output) first, then the one-line message.
 pub fn error(err: &Error) {

@@ -122,7 +122,8 @@ fn downgrade_that_loses_a_row_is_not_proven_and_names_the_row() {
         run.stdout
     );
     assert!(
-        run.stdout.contains(&format!("rows-preserved  {lost}")),
+        run.stdout
+            .contains("      /data/public.onboarding_states/7: row disappeared"),
         "{}",
         run.stdout
     );
@@ -492,7 +493,7 @@ fn missing_inputs_fail_before_any_restore() {
         "--downgrade-sql",
         "nope.sql",
     ]);
-    run.assert_error(&["nope.sql: downgrade SQL file not found"]);
+    run.assert_error(&["nope.sql: migration SQL file not found"]);
     let run = ctx.run(&["check", "--downgrade-sql", s(&downgrade_sql())]);
     run.assert_error(&["no dump given"]);
     let run = ctx.run(&["check", "--dump", s(&sample_dump("onboarding.dump"))]);
@@ -719,4 +720,381 @@ fn write_snapshot(doc: &Value, path: &std::path::Path) {
         }
     }
     w.finish().unwrap();
+}
+
+// ---------------------------------------------------------------- restoration rules (issue 3)
+
+/// The JSON result, decoded into our own mirror of its documented schema: a format change
+/// breaks this test.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ResultDoc {
+    format: String,
+    verdict: String,
+    dump: serde_json::Map<String, Value>,
+    server: String,
+    upgrade: Option<String>,
+    downgrade: String,
+    timing_seconds: std::collections::BTreeMap<String, f64>,
+    tables: std::collections::BTreeMap<String, TableCountsDoc>,
+    patch: PatchCountsDoc,
+    checks: Vec<CheckDoc>,
+    findings: Vec<FindingDoc>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct TableCountsDoc {
+    rows_before: u64,
+    rows_after: u64,
+    added: u64,
+    removed: u64,
+    changed: u64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PatchCountsDoc {
+    operations: u64,
+    schema: u64,
+    data: u64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckDoc {
+    id: String,
+    #[allow(dead_code)]
+    name: String,
+    passed: bool,
+    findings: u64,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindingDoc {
+    rule: String,
+    message: String,
+    table: Option<String>,
+    key: Option<String>,
+    path: String,
+    expected: Option<Value>,
+    actual: Option<Value>,
+}
+
+/// The sample's rules (as in the repo's pgsnapdiff.toml), with absolute paths and no expected
+/// patch: the rollback must be provable by rules alone.
+fn rules_config(ctx: &Ctx) -> std::path::PathBuf {
+    let text = format!(
+        r#"dump = "{}"
+[[rules.metadata]]
+table = "public.onboarding_states"
+metadata = "/step_data/_migration_metadata"
+fields = {{ "/current_step" = "/original_current_step", "/step_data" = "/original_step_data" }}
+[expect]
+revision = "a1b2c3d4e5f6"
+absent = ["/schema/tables/public.onboarding_states/columns/agent_history"]
+tests = [
+  {{ path = "/schema/tables/public.onboarding_states/constraints/valid_current_step/definition", value = "CHECK (((current_step >= 0) AND (current_step <= 11)))" }},
+]
+"#,
+        s(&sample_dump("onboarding.dump"))
+    );
+    let path = ctx.path("rules.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Run `check` with the sample rules and `downgrade`, returning the run and its JSON result.
+fn check_rules(ctx: &Ctx, downgrade: &std::path::Path, extra: &[&str]) -> (Run, ResultDoc) {
+    let config = rules_config(ctx);
+    let result = ctx.path("result.json");
+    let mut args = vec!["check", "-c", s(&config), "--downgrade-sql", s(downgrade)];
+    args.extend_from_slice(&["--result-out", s(&result)]);
+    args.extend_from_slice(extra);
+    let run = ctx.run(&args);
+    let doc: ResultDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap())
+        .unwrap_or_else(|e| panic!("result JSON does not match its schema: {e}"));
+    assert_eq!(doc.format, "pgsnapdiff-result/1");
+    (run, doc)
+}
+
+fn findings_of<'a>(doc: &'a ResultDoc, rule: &str) -> Vec<&'a FindingDoc> {
+    doc.findings.iter().filter(|f| f.rule == rule).collect()
+}
+
+fn keys(findings: &[&FindingDoc]) -> Vec<String> {
+    let mut keys: Vec<String> = findings.iter().filter_map(|f| f.key.clone()).collect();
+    keys.dedup();
+    keys
+}
+
+fn broken(name: &str) -> std::path::PathBuf {
+    fixture(&format!("onboarding/broken/{name}.sql"))
+}
+
+#[test]
+fn sample_is_proven_by_rules_alone() {
+    let ctx = Ctx::new();
+    let (run, doc) = check_rules(&ctx, &downgrade_sql(), &[]);
+    run.assert_code(0);
+    assert_eq!(doc.verdict, "proven");
+    let ids: Vec<&str> = doc.checks.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "rows-preserved",
+            "metadata-restored",
+            "after-state",
+            "revision"
+        ]
+    );
+    assert!(doc.checks.iter().all(|c| c.passed && c.findings == 0));
+    assert!(doc.findings.is_empty());
+    assert!(
+        run.stdout
+            .contains("9 rows with /step_data/_migration_metadata restored"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("3 rows without it unchanged"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn metadata_left_in_place_is_caught_in_every_migrated_row() {
+    let ctx = Ctx::new();
+    let (run, doc) = check_rules(&ctx, &broken("metadata-left"), &[]);
+    run.assert_code(1);
+    let found = findings_of(&doc, "metadata-restored");
+    assert_eq!(keys(&found), ["1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    for f in &found {
+        assert_eq!(f.message, "metadata left in place");
+        assert_eq!(
+            f.path,
+            format!(
+                "/data/public.onboarding_states/{}/step_data/_migration_metadata",
+                f.key.as_ref().unwrap()
+            )
+        );
+        assert!(f.actual.as_ref().unwrap()["original_current_step"].is_number());
+    }
+}
+
+#[test]
+fn truthiness_bug_skipping_step_zero_and_empty_data_is_caught() {
+    // Through flags this time: the same rules, no config file.
+    let ctx = Ctx::new();
+    let result = ctx.path("result.json");
+    let run = ctx.run(&[
+        "check", "--dump", s(&sample_dump("onboarding.sql")), "--downgrade-sql",
+        s(&broken("truthiness")), "--result-out", s(&result),
+        "--metadata-rule",
+        "public.onboarding_states /step_data/_migration_metadata /current_step=/original_current_step /step_data=/original_step_data",
+        "--expect-revision", "a1b2c3d4e5f6",
+        "--expect-absent", "/schema/tables/public.onboarding_states/columns/agent_history",
+    ]);
+    run.assert_code(1);
+    let doc: ResultDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    let found = findings_of(&doc, "metadata-restored");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key.as_deref(), Some("1"));
+    assert_eq!(
+        found[0].path,
+        "/data/public.onboarding_states/1/step_data/_migration_metadata"
+    );
+    assert_eq!(found[0].message, "metadata left in place");
+    assert_eq!(
+        found[0].actual,
+        Some(serde_json::json!({"original_current_step": 0, "original_step_data": {}}))
+    );
+}
+
+#[test]
+fn deleting_rows_without_metadata_is_caught_by_two_rules() {
+    let ctx = Ctx::new();
+    let (run, doc) = check_rules(&ctx, &broken("deletes-unmigrated"), &[]);
+    run.assert_code(1);
+    for rule in ["rows-preserved", "metadata-restored"] {
+        let found = findings_of(&doc, rule);
+        assert_eq!(keys(&found), ["10", "11", "12"], "{rule}");
+        assert!(found.iter().all(|f| f.message == "row disappeared"
+            && f.actual.is_none()
+            && f.table.as_deref() == Some("public.onboarding_states")));
+        assert_eq!(found[0].expected.as_ref().unwrap()["current_step"], 2);
+    }
+}
+
+#[test]
+fn constraint_not_reverted_fails_the_schema_test() {
+    let ctx = Ctx::new();
+    let (run, doc) = check_rules(&ctx, &broken("constraint-not-reverted"), &[]);
+    run.assert_code(1);
+    let found = findings_of(&doc, "after-state");
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].path,
+        "/schema/tables/public.onboarding_states/constraints/valid_current_step/definition"
+    );
+    assert_eq!(found[0].message, "test failed: nothing there");
+    assert!(findings_of(&doc, "metadata-restored").is_empty());
+}
+
+#[test]
+fn revision_not_moved_is_reported_with_both_revisions() {
+    let ctx = Ctx::new();
+    let (run, doc) = check_rules(&ctx, &broken("revision-not-moved"), &[]);
+    run.assert_code(1);
+    let found = findings_of(&doc, "revision");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].expected, Some(serde_json::json!(["a1b2c3d4e5f6"])));
+    assert_eq!(found[0].actual, Some(serde_json::json!(["b2c3d4e5f6g7"])));
+    let failed: Vec<&str> = doc
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(failed, ["revision"]);
+}
+
+#[test]
+fn misspelt_metadata_pointer_is_a_finding_not_a_pass() {
+    let ctx = Ctx::new();
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-sql",
+        s(&downgrade_sql()),
+        "--metadata-rule",
+        "onboarding_states /step_data/_migration_meta /current_step=/original_current_step",
+    ]);
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("rule matched no rows"),
+        "{}",
+        run.stdout
+    );
+    // Rows without metadata must be unchanged by default, so the real downgrade fails it too.
+    assert!(
+        run.stdout.contains("changed (row has no metadata)"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn bad_rule_configuration_is_an_error() {
+    let ctx = Ctx::new();
+    let dump = sample_dump("onboarding.dump");
+    let sql = downgrade_sql();
+    let base = ["check", "--dump", s(&dump), "--downgrade-sql", s(&sql)];
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--metadata-rule", "t step_data /a=/b"],
+            &["is not a JSON Pointer"],
+        ),
+        (
+            &["--metadata-rule", "t /m"],
+            &["maps no FIELD_PTR=SOURCE_PTR"],
+        ),
+        (
+            &["--expect-test", "/schema=not json"],
+            &["the value is not JSON"],
+        ),
+        (&["--roundtrip-ignore", "t.c"], &["needs --upgrade-sql"]),
+    ];
+    for (extra, needles) in cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        ctx.run(&args).assert_error(needles);
+    }
+}
+
+#[test]
+fn round_trip_passes_with_the_correct_migration_and_names_a_lost_jsonb_key() {
+    let dump = sample_dump("onboarding-a1b2c3d4e5f6.dump");
+    let upgrade = fixture("onboarding/src/03_upgrade_to_b2c3d4e5f6g7.sql");
+    let roundtrip = |ctx: &Ctx, downgrade: &std::path::Path| {
+        let result = ctx.path("result.json");
+        let run = ctx.run(&[
+            "check",
+            "--dump",
+            s(&dump),
+            "--upgrade-sql",
+            s(&upgrade),
+            "--downgrade-sql",
+            s(downgrade),
+            "--result-out",
+            s(&result),
+        ]);
+        let doc: ResultDoc =
+            serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+        (run, doc)
+    };
+
+    let ctx = Ctx::new();
+    let (run, doc) = roundtrip(&ctx, &downgrade_sql());
+    run.assert_code(0);
+    assert!(doc.upgrade.is_some());
+    assert!(doc.checks.iter().any(|c| c.id == "round-trip" && c.passed));
+
+    let ctx = Ctx::new();
+    let (run, doc) = roundtrip(&ctx, &broken("loses-jsonb-key"));
+    run.assert_code(1);
+    let found = findings_of(&doc, "round-trip");
+    let paths: Vec<&str> = found.iter().map(|f| f.path.as_str()).collect();
+    let want: Vec<String> = (4..=9)
+        .map(|k| format!("/data/public.onboarding_states/{k}/step_data/step_3/height_cm"))
+        .collect();
+    assert_eq!(paths, want);
+    assert!(
+        found
+            .iter()
+            .all(|f| f.actual.as_ref().unwrap()["op"] == "remove")
+    );
+    assert!(run.stdout.contains("upgrade   "), "{}", run.stdout);
+}
+
+#[test]
+fn round_trip_ignores_declared_columns() {
+    // An "upgrade" that only touches updated_at, undone by nothing: ignored, it passes.
+    let ctx = Ctx::new();
+    let upgrade = ctx.path("touch.sql");
+    std::fs::write(
+        &upgrade,
+        "UPDATE onboarding_states SET updated_at = now();\n",
+    )
+    .unwrap();
+    let noop = ctx.path("noop.sql");
+    std::fs::write(&noop, "SELECT 1;\n").unwrap();
+    let dump = sample_dump("onboarding.dump");
+    let args = [
+        "check",
+        "--dump",
+        s(&dump),
+        "--upgrade-sql",
+        s(&upgrade),
+        "--downgrade-sql",
+        s(&noop),
+    ];
+    let run = ctx.run(&args);
+    run.assert_code(1);
+    assert!(run.stdout.contains("/updated_at"), "{}", run.stdout);
+    let mut ignoring = args.to_vec();
+    ignoring.extend_from_slice(&["--roundtrip-ignore", "public.onboarding_states.updated_at"]);
+    let run = ctx.run(&ignoring);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("12 operations in ignored columns"),
+        "{}",
+        run.stdout
+    );
 }

@@ -1,0 +1,137 @@
+//! Expectations in, findings out.
+//!
+//! Every check is a `DiffSink` fed the same stream as the patch writer (headers, row pairs,
+//! operations), so checking costs no second pass. A check knows nothing of databases or files,
+//! beyond loading its own expected patch.
+//!
+//! Checks: the committed expected patch (`patch`), and the rules (`rules`): rows-preserved,
+//! metadata restoration, after-state expectations (RFC 6902 `test`s, absences, revision), and
+//! the round trip.
+
+pub mod patch;
+pub mod rules;
+
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Findings kept in memory per check; the rest are spilled to an anonymous temp file.
+const KEEP: usize = 1000;
+
+/// One reason the rollback is not proven (README "Result JSON").
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Finding {
+    /// The check's id, e.g. `metadata-restored`, `expected-patch`, `rows-preserved`.
+    pub rule: String,
+    /// What is wrong, in a few words: "not restored", "row disappeared", "unexpected operation".
+    pub message: String,
+    pub table: Option<String>,
+    pub key: Option<String>,
+    /// JSON Pointer into the snapshot.
+    pub path: String,
+    /// What the check expected there (`null` when it expected nothing).
+    pub expected: Option<Value>,
+    /// What is there (`null` when nothing is).
+    pub actual: Option<Value>,
+}
+
+/// The findings of one check: exact count, first `KEEP` in memory, all retrievable.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub total: u64,
+    pub shown: Vec<Finding>,
+    spill: Option<BufWriter<std::fs::File>>,
+    /// Distinct (table, key) rows with findings, counted as findings arrive row by row.
+    pub rows: u64,
+    last_row: Option<(Option<String>, Option<String>)>,
+}
+
+impl Findings {
+    pub fn push(&mut self, finding: Finding) -> Result<()> {
+        self.total += 1;
+        let row = (finding.table.clone(), finding.key.clone());
+        if finding.key.is_some() && self.last_row.as_ref() != Some(&row) {
+            self.rows += 1;
+            self.last_row = Some(row);
+        }
+        if self.shown.len() < KEEP {
+            self.shown.push(finding);
+            return Ok(());
+        }
+        if self.spill.is_none() {
+            let file = tempfile::tempfile().map_err(|e| Error::io("spilling findings", e))?;
+            self.spill = Some(BufWriter::new(file));
+        }
+        let spill = self.spill.as_mut().expect("created above");
+        serde_json::to_writer(&mut *spill, &finding).expect("findings serialize");
+        spill
+            .write_all(b"\n")
+            .map_err(|e| Error::io("spilling findings", e))
+    }
+
+    /// Record a finding that explains all the others (e.g. "rule matched no rows"): it is
+    /// shown first.
+    pub fn push_first(&mut self, finding: Finding) -> Result<()> {
+        if self.shown.len() < KEEP {
+            self.total += 1;
+            self.shown.insert(0, finding);
+            return Ok(());
+        }
+        let last = self.shown.pop().expect("shown is full");
+        self.shown.insert(0, finding);
+        self.total -= 1;
+        self.push(last)?;
+        self.total += 1;
+        Ok(())
+    }
+
+    /// Visit every finding, the spilled ones too, in the order they were found.
+    pub fn for_each(&mut self, mut f: impl FnMut(&Finding) -> Result<()>) -> Result<()> {
+        for finding in &self.shown {
+            f(finding)?;
+        }
+        if let Some(spill) = self.spill.as_mut() {
+            spill
+                .flush()
+                .map_err(|e| Error::io("reading spilled findings", e))?;
+            let file = spill.get_mut();
+            file.rewind()
+                .map_err(|e| Error::io("reading spilled findings", e))?;
+            for line in BufReader::new(&*file).lines() {
+                let line = line.map_err(|e| Error::io("reading spilled findings", e))?;
+                let finding: Finding =
+                    serde_json::from_str(&line).expect("spilled findings are ours");
+                f(&finding)?;
+            }
+            file.seek(std::io::SeekFrom::End(0))
+                .map_err(|e| Error::io("reading spilled findings", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of one check.
+#[derive(Debug)]
+pub struct CheckResult {
+    /// Stable id, used in findings and machine output: `expected-patch`, `rows-preserved`,
+    /// `metadata-restored`, `after-state`, `revision`, `round-trip` (or a configured id).
+    pub id: String,
+    /// One line for humans: what was checked.
+    pub name: String,
+    pub passed: bool,
+    pub findings: Findings,
+}
+
+impl CheckResult {
+    pub fn new(id: &str, name: String, findings: Findings) -> Self {
+        CheckResult {
+            id: id.to_string(),
+            name,
+            passed: findings.total == 0,
+            findings,
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The committed expected patch, compared order-insensitively: both patches are multisets of
+//! canonical operations (serde_json with sorted keys).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use json_patch::PatchOperation;
+
+use super::{CheckResult, Finding, Findings};
+use crate::diff::DiffSink;
+use crate::error::{Error, Result};
+
+fn canonical(op: &PatchOperation) -> String {
+    serde_json::to_string(op).expect("patch operations serialize")
+}
+
+fn finding(message: &str, op: &PatchOperation, missing: bool) -> Finding {
+    let op_json = serde_json::to_value(op).expect("patch operations serialize");
+    let mut tokens = op.path().tokens().map(|t| t.decoded().into_owned());
+    let (table, key) = match tokens.next().as_deref() {
+        Some("data") => (tokens.next(), tokens.next()),
+        _ => (None, None),
+    };
+    Finding {
+        rule: "expected-patch".into(),
+        message: message.into(),
+        table,
+        key,
+        path: op.path().to_string(),
+        expected: missing.then(|| op_json.clone()),
+        actual: (!missing).then_some(op_json),
+    }
+}
+
+/// Read an RFC 6902 patch file.
+pub fn read_patch(path: &Path) -> Result<Vec<PatchOperation>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let problem = if e.kind() == std::io::ErrorKind::NotFound {
+            "no such expected patch; write one with `pgsnapdiff check --patch-out FILE` and review it".to_string()
+        } else {
+            format!("cannot read: {e}")
+        };
+        Error::input(path, problem)
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::input(
+            path,
+            format!("not an RFC 6902 JSON Patch (an array of operations): {e}"),
+        )
+    })
+}
+
+/// Compares the emitted patch with an expected one.
+pub struct ExpectedPatch {
+    path: PathBuf,
+    remaining: HashMap<String, (usize, PatchOperation)>,
+    expected_ops: usize,
+    unexpected: Vec<PatchOperation>,
+    unexpected_total: u64,
+}
+
+/// Unexpected operations kept for the report (all are counted).
+const KEEP_UNEXPECTED: usize = 100_000;
+
+impl ExpectedPatch {
+    pub fn load(path: &Path) -> Result<Self> {
+        let ops = read_patch(path)?;
+        let expected_ops = ops.len();
+        let mut remaining: HashMap<String, (usize, PatchOperation)> = HashMap::new();
+        for op in ops {
+            remaining.entry(canonical(&op)).or_insert((0, op)).0 += 1;
+        }
+        Ok(ExpectedPatch {
+            path: path.to_path_buf(),
+            remaining,
+            expected_ops,
+            unexpected: Vec::new(),
+            unexpected_total: 0,
+        })
+    }
+
+    /// Findings sorted by path, so a removed row comes before the operations inside it.
+    pub fn finish(self) -> Result<CheckResult> {
+        let mut all: Vec<(PatchOperation, bool)> = self
+            .remaining
+            .into_values()
+            .flat_map(|(n, op)| std::iter::repeat_n((op, true), n))
+            .chain(self.unexpected.into_iter().map(|op| (op, false)))
+            .collect();
+        all.sort_by_cached_key(|(op, missing)| (op.path().to_string(), !missing, canonical(op)));
+        let mut findings = Findings::default();
+        for (op, missing) in &all {
+            let message = if *missing {
+                "missing operation"
+            } else {
+                "unexpected operation"
+            };
+            findings.push(finding(message, op, *missing))?;
+        }
+        let dropped = self.unexpected_total.saturating_sub(KEEP_UNEXPECTED as u64);
+        findings.total += dropped;
+        Ok(CheckResult::new(
+            "expected-patch",
+            format!(
+                "expected patch {} ({} ops)",
+                self.path.display(),
+                self.expected_ops
+            ),
+            findings,
+        ))
+    }
+}
+
+impl DiffSink for ExpectedPatch {
+    fn op(&mut self, op: &PatchOperation) -> Result<()> {
+        match self.remaining.get_mut(&canonical(op)) {
+            Some((n, _)) if *n > 0 => *n -= 1,
+            _ => {
+                self.unexpected_total += 1;
+                if self.unexpected.len() < KEEP_UNEXPECTED {
+                    self.unexpected.push(op.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,622 @@
+//! Rules: what the restored data must be, checked row by row as the diff streams by.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use json_patch::PatchOperation;
+use jsonptr::{Pointer, PointerBuf};
+use serde_json::{Map, Value};
+
+use super::{CheckResult, Finding, Findings};
+use crate::diff::DiffSink;
+use crate::error::Result;
+use crate::snapshot::Header;
+
+fn data_path(table: &str, key: &str, inner: &Pointer) -> String {
+    let mut p = PointerBuf::from_tokens(["data", table, key]);
+    p.append(inner);
+    p.to_string()
+}
+
+/// `row.pointer(ptr)`, by jsonptr's decoding (the same escaping the diff writes).
+fn at<'v>(value: &'v Value, ptr: &Pointer) -> Option<&'v Value> {
+    value.pointer(ptr.as_str())
+}
+
+/// Top-level columns equal on both sides, except `skip`: the ones that differ.
+fn changed_columns<'a>(
+    before: &'a Value,
+    after: &'a Value,
+    skip: &BTreeSet<String>,
+) -> Vec<(&'a String, &'a Value, &'a Value)> {
+    let (Some(b), Some(a)) = (before.as_object(), after.as_object()) else {
+        return Vec::new();
+    };
+    b.iter()
+        .filter(|(col, _)| !skip.contains(*col))
+        .filter_map(|(col, vb)| a.get(col).map(|va| (col, vb, va)))
+        .filter(|(_, vb, va)| vb != va)
+        .collect()
+}
+
+// ------------------------------------------------------------------------------ rows-preserved
+
+/// Built-in `rows-preserved`: no row of a table that exists before and after may vanish.
+#[derive(Default)]
+pub struct RowsPreserved {
+    findings: Findings,
+    both_sides: bool,
+}
+
+impl RowsPreserved {
+    pub fn finish(self) -> CheckResult {
+        CheckResult::new(
+            "rows-preserved",
+            "rule rows-preserved (no row disappears)".into(),
+            self.findings,
+        )
+    }
+}
+
+impl DiffSink for RowsPreserved {
+    fn table(&mut self, _name: &str, before: bool, after: bool) -> Result<()> {
+        self.both_sides = before && after;
+        Ok(())
+    }
+
+    fn row(
+        &mut self,
+        table: &str,
+        key: &str,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Result<()> {
+        if let (true, Some(b), None) = (self.both_sides, before, after) {
+            self.findings.push(Finding {
+                rule: "rows-preserved".into(),
+                message: "row disappeared".into(),
+                table: Some(table.into()),
+                key: Some(key.into()),
+                path: data_path(table, key, Pointer::root()),
+                expected: Some(b.clone()),
+                actual: None,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------------------- metadata-restored
+
+/// What is expected of rows that carry no metadata before the downgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WithoutMetadata {
+    /// Every column present before and after keeps its value (the default).
+    Unchanged,
+    /// The row must still exist; its values may change.
+    Kept,
+    /// Anything goes, including disappearing.
+    Any,
+}
+
+/// The metadata restoration rule, resolved from config or flags.
+#[derive(Debug, Clone)]
+pub struct MetadataSpec {
+    pub id: String,
+    /// `schema.table`.
+    pub table: String,
+    /// Where the metadata sits in the before row, e.g. `/step_data/_migration_metadata`.
+    pub metadata: PointerBuf,
+    /// (field in the after row, source inside the metadata).
+    pub fields: Vec<(PointerBuf, PointerBuf)>,
+    pub without_metadata: WithoutMetadata,
+    /// Columns never compared (e.g. `updated_at`).
+    pub ignore_columns: Vec<String>,
+    pub allow_added_rows: bool,
+    pub allow_removed_rows: bool,
+}
+
+pub struct MetadataRestored {
+    spec: MetadataSpec,
+    /// Columns the mapping rewrites (first token of each field and of the metadata pointer):
+    /// not held to "unchanged".
+    rewritten: BTreeSet<String>,
+    ignored: BTreeSet<String>,
+    findings: Findings,
+    table_seen: bool,
+    with_metadata: u64,
+    without_metadata: u64,
+}
+
+impl MetadataRestored {
+    pub fn new(spec: MetadataSpec) -> Self {
+        let first = |p: &PointerBuf| p.tokens().next().map(|t| t.decoded().into_owned());
+        let rewritten = spec
+            .fields
+            .iter()
+            .filter_map(|(field, _)| first(field))
+            .chain(first(&spec.metadata))
+            .collect();
+        let ignored = spec.ignore_columns.iter().cloned().collect();
+        MetadataRestored {
+            spec,
+            rewritten,
+            ignored,
+            findings: Findings::default(),
+            table_seen: false,
+            with_metadata: 0,
+            without_metadata: 0,
+        }
+    }
+
+    fn push(
+        &mut self,
+        message: &str,
+        key: &str,
+        inner: &Pointer,
+        expected: Option<&Value>,
+        actual: Option<&Value>,
+    ) -> Result<()> {
+        self.findings.push(Finding {
+            rule: self.spec.id.clone(),
+            message: message.into(),
+            table: Some(self.spec.table.clone()),
+            key: Some(key.into()),
+            path: data_path(&self.spec.table, key, inner),
+            expected: expected.cloned(),
+            actual: actual.cloned(),
+        })
+    }
+
+    /// One finding per differing path inside `field`, so each names exactly what is wrong.
+    fn push_diff(
+        &mut self,
+        message: &str,
+        key: &str,
+        field: &Pointer,
+        expected: &Value,
+        actual: Option<&Value>,
+    ) -> Result<()> {
+        let Some(actual) = actual.filter(|a| a.is_object() && expected.is_object()) else {
+            return self.push(message, key, field, Some(expected), actual);
+        };
+        for op in json_patch::diff(expected, actual).0 {
+            let inner = op.path();
+            let path = field.concat(inner);
+            // Metadata still in the row has a finding of its own ("metadata left in place").
+            if path.starts_with(&self.spec.metadata) {
+                continue;
+            }
+            self.push(message, key, &path, at(expected, inner), at(actual, inner))?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<CheckResult> {
+        let s = &self.spec;
+        let zero = if !self.table_seen {
+            Some(format!("table {} is not in the snapshot", s.table))
+        } else if self.with_metadata == 0 {
+            Some(format!(
+                "rule matched no rows: no row of {} has {} before the downgrade (misspelt pointer?)",
+                s.table, s.metadata
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = zero {
+            self.findings.push_first(Finding {
+                rule: s.id.clone(),
+                message,
+                table: Some(s.table.clone()),
+                key: None,
+                path: format!(
+                    "{}{}",
+                    PointerBuf::from_tokens(["data", &s.table]),
+                    s.metadata
+                ),
+                expected: None,
+                actual: None,
+            })?;
+        }
+        let mapping: Vec<String> = s.fields.iter().map(|(f, m)| format!("{f} ← {m}")).collect();
+        let name = format!(
+            "rule {}: {} rows with {} restored ({}), metadata removed; {} rows without it {}",
+            s.id,
+            self.with_metadata,
+            s.metadata,
+            mapping.join(", "),
+            self.without_metadata,
+            match s.without_metadata {
+                WithoutMetadata::Unchanged => "unchanged",
+                WithoutMetadata::Kept => "kept",
+                WithoutMetadata::Any => "unchecked",
+            }
+        );
+        Ok(CheckResult::new(&self.spec.id.clone(), name, self.findings))
+    }
+}
+
+impl DiffSink for MetadataRestored {
+    fn table(&mut self, name: &str, before: bool, _after: bool) -> Result<()> {
+        if name == self.spec.table && before {
+            self.table_seen = true;
+        }
+        Ok(())
+    }
+
+    fn row(
+        &mut self,
+        table: &str,
+        key: &str,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Result<()> {
+        if table != self.spec.table {
+            return Ok(());
+        }
+        let root = Pointer::root();
+        let metadata = before.and_then(|b| at(b, &self.spec.metadata)).cloned();
+        match (before, after) {
+            (None, None) => {}
+            (None, Some(a)) => {
+                if !self.spec.allow_added_rows {
+                    self.push("row appeared", key, root, None, Some(a))?;
+                }
+            }
+            (Some(b), None) => {
+                if metadata.is_some() {
+                    self.with_metadata += 1;
+                } else {
+                    self.without_metadata += 1;
+                }
+                let allowed = self.spec.allow_removed_rows
+                    || (metadata.is_none() && self.spec.without_metadata == WithoutMetadata::Any);
+                if !allowed {
+                    self.push("row disappeared", key, root, Some(b), None)?;
+                }
+            }
+            (Some(b), Some(a)) => match metadata {
+                Some(meta) => {
+                    self.with_metadata += 1;
+                    for (field, source) in self.spec.fields.clone() {
+                        let expected = at(&meta, &source);
+                        let actual = at(a, &field);
+                        match expected {
+                            None => {
+                                let message = format!("metadata has no {source}");
+                                self.push(&message, key, &field, None, actual)?;
+                            }
+                            Some(e) if Some(e) != actual => {
+                                let e = e.clone();
+                                let actual = actual.cloned();
+                                self.push_diff(
+                                    "not restored from metadata",
+                                    key,
+                                    &field,
+                                    &e,
+                                    actual.as_ref(),
+                                )?;
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    if let Some(left) = at(a, &self.spec.metadata) {
+                        let path = self.spec.metadata.clone();
+                        self.push(
+                            "metadata left in place",
+                            key,
+                            &path,
+                            None,
+                            Some(&left.clone()),
+                        )?;
+                    }
+                    let skip: BTreeSet<String> =
+                        self.ignored.union(&self.rewritten).cloned().collect();
+                    for (col, vb, va) in changed_columns(b, a, &skip) {
+                        let path = PointerBuf::from_tokens([col.as_str()]);
+                        self.push_diff(
+                            "changed, but the rule does not map it",
+                            key,
+                            &path,
+                            vb,
+                            Some(va),
+                        )?;
+                    }
+                }
+                None => {
+                    self.without_metadata += 1;
+                    if self.spec.without_metadata == WithoutMetadata::Unchanged {
+                        for (col, vb, va) in changed_columns(b, a, &self.ignored) {
+                            let path = PointerBuf::from_tokens([col.as_str()]);
+                            self.push_diff(
+                                "changed (row has no metadata)",
+                                key,
+                                &path,
+                                vb,
+                                Some(va),
+                            )?;
+                        }
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------------------------- after-state
+
+/// Expectations on the after snapshot: RFC 6902 `test` operations, absences, the revision.
+#[derive(Debug, Clone, Default)]
+pub struct AfterSpec {
+    /// (pointer, value): the value at the pointer must equal it.
+    pub tests: Vec<(PointerBuf, Value)>,
+    /// Pointers that must not resolve.
+    pub absent: Vec<PointerBuf>,
+    /// `alembic_version` after the downgrade, e.g. `a1b2c3d4e5f6`.
+    pub revision: Option<String>,
+}
+
+impl AfterSpec {
+    pub fn is_empty(&self) -> bool {
+        self.tests.is_empty() && self.absent.is_empty() && self.revision.is_none()
+    }
+}
+
+/// A pointer split for evaluation: into the header, or into one row.
+enum Target {
+    Header,
+    Row {
+        table: String,
+        key: String,
+        inner: PointerBuf,
+    },
+}
+
+fn target(ptr: &Pointer) -> Target {
+    let tokens: Vec<String> = ptr.tokens().map(|t| t.decoded().into_owned()).collect();
+    match tokens.as_slice() {
+        [data, table, key, rest @ ..] if data == "data" => Target::Row {
+            table: table.clone(),
+            key: key.clone(),
+            inner: PointerBuf::from_tokens(rest.iter().map(String::as_str)),
+        },
+        _ => Target::Header,
+    }
+}
+
+enum Expect {
+    Equals(Value),
+    Absent,
+}
+
+/// An expectation on one row: the full pointer, the pointer inside the row, what must hold.
+type RowCheck = (PointerBuf, PointerBuf, Expect);
+
+pub struct AfterState {
+    /// Row expectations, waiting for their row, by (table, key).
+    pending: BTreeMap<(String, String), Vec<RowCheck>>,
+    header_checks: Vec<(PointerBuf, Expect)>,
+    revision: Option<String>,
+    expectations: Findings,
+    revision_findings: Findings,
+    counts: (usize, usize),
+}
+
+impl AfterState {
+    pub fn new(spec: &AfterSpec) -> Self {
+        let mut state = AfterState {
+            pending: BTreeMap::new(),
+            header_checks: Vec::new(),
+            revision: spec.revision.clone(),
+            expectations: Findings::default(),
+            revision_findings: Findings::default(),
+            counts: (spec.tests.len(), spec.absent.len()),
+        };
+        let all = spec
+            .tests
+            .iter()
+            .map(|(p, v)| (p, Expect::Equals(v.clone())))
+            .chain(spec.absent.iter().map(|p| (p, Expect::Absent)));
+        for (ptr, expect) in all {
+            match target(ptr) {
+                Target::Header => state.header_checks.push((ptr.clone(), expect)),
+                Target::Row { table, key, inner } => state
+                    .pending
+                    .entry((table, key))
+                    .or_default()
+                    .push((ptr.clone(), inner, expect)),
+            }
+        }
+        state
+    }
+
+    fn judge(
+        findings: &mut Findings,
+        ptr: &Pointer,
+        expect: &Expect,
+        actual: Option<&Value>,
+        table: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<()> {
+        let (message, expected) = match (expect, actual) {
+            (Expect::Equals(e), Some(a)) if e == a => return Ok(()),
+            (Expect::Absent, None) => return Ok(()),
+            (Expect::Equals(e), Some(_)) => ("test failed: value differs", Some(e.clone())),
+            (Expect::Equals(e), None) => ("test failed: nothing there", Some(e.clone())),
+            (Expect::Absent, Some(_)) => ("should be absent", None),
+        };
+        findings.push(Finding {
+            rule: "after-state".into(),
+            message: message.into(),
+            table: table.map(str::to_string),
+            key: key.map(str::to_string),
+            path: ptr.to_string(),
+            expected,
+            actual: actual.cloned(),
+        })
+    }
+
+    /// Zero, one or two results: expectations (if any), revision (if asked).
+    pub fn finish(mut self) -> Result<Vec<CheckResult>> {
+        // Rows never seen: a test on them fails, an absence holds.
+        for ((table, key), checks) in std::mem::take(&mut self.pending) {
+            for (ptr, _, expect) in checks {
+                Self::judge(
+                    &mut self.expectations,
+                    &ptr,
+                    &expect,
+                    None,
+                    Some(&table),
+                    Some(&key),
+                )?;
+            }
+        }
+        let mut results = Vec::new();
+        let (tests, absent) = self.counts;
+        if tests + absent > 0 {
+            results.push(CheckResult::new(
+                "after-state",
+                format!("after-state expectations ({tests} tests, {absent} absences)"),
+                self.expectations,
+            ));
+        }
+        if let Some(rev) = &self.revision {
+            results.push(CheckResult::new(
+                "revision",
+                format!("revision: alembic_version is {rev} after the downgrade"),
+                self.revision_findings,
+            ));
+        }
+        Ok(results)
+    }
+}
+
+impl DiffSink for AfterState {
+    fn header(&mut self, _before: &Header, after: &Header) -> Result<()> {
+        let mut doc = Map::new();
+        doc.insert("alembic_version".into(), after.alembic_version.clone());
+        doc.insert("schema".into(), after.schema.clone());
+        let doc = Value::Object(doc);
+        for (ptr, expect) in &self.header_checks {
+            Self::judge(
+                &mut self.expectations,
+                ptr,
+                expect,
+                at(&doc, ptr),
+                None,
+                None,
+            )?;
+        }
+        if let Some(rev) = &self.revision {
+            let want = Value::Array(vec![Value::String(rev.clone())]);
+            if after.alembic_version != want {
+                self.revision_findings.push(Finding {
+                    rule: "revision".into(),
+                    message: if after.alembic_version.is_null() {
+                        "no alembic_version table after the downgrade".into()
+                    } else {
+                        "alembic is not at the expected revision".into()
+                    },
+                    table: None,
+                    key: None,
+                    path: "/alembic_version".into(),
+                    expected: Some(want),
+                    actual: Some(after.alembic_version.clone()),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn row(
+        &mut self,
+        table: &str,
+        key: &str,
+        _before: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if let Some(checks) = self.pending.remove(&(table.to_string(), key.to_string())) {
+            for (ptr, inner, expect) in checks {
+                let actual = after.and_then(|a| at(a, &inner));
+                Self::judge(
+                    &mut self.expectations,
+                    &ptr,
+                    &expect,
+                    actual,
+                    Some(table),
+                    Some(key),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+// -------------------------------------------------------------------------------- round-trip
+
+/// Original (before the upgrade) vs after the downgrade: every operation is a finding, except
+/// those inside a declared column (`schema.table.column`).
+pub struct RoundTrip {
+    ignore: BTreeSet<(String, String)>,
+    findings: Findings,
+    ignored_ops: u64,
+}
+
+impl RoundTrip {
+    pub fn new(ignore_columns: &[(String, String)]) -> Self {
+        RoundTrip {
+            ignore: ignore_columns.iter().cloned().collect(),
+            findings: Findings::default(),
+            ignored_ops: 0,
+        }
+    }
+
+    pub fn finish(self) -> CheckResult {
+        let ignored = if self.ignored_ops > 0 {
+            format!(", {} operations in ignored columns", self.ignored_ops)
+        } else {
+            String::new()
+        };
+        CheckResult::new(
+            "round-trip",
+            format!("round trip: after upgrade + downgrade the data equals the original{ignored}"),
+            self.findings,
+        )
+    }
+}
+
+impl DiffSink for RoundTrip {
+    fn op(&mut self, op: &PatchOperation) -> Result<()> {
+        let tokens: Vec<String> = op
+            .path()
+            .tokens()
+            .map(|t| t.decoded().into_owned())
+            .collect();
+        if let [data, table, _key, column, ..] = tokens.as_slice()
+            && data == "data"
+            && self.ignore.contains(&(table.clone(), column.clone()))
+        {
+            self.ignored_ops += 1;
+            return Ok(());
+        }
+        let (table, key) = match tokens.as_slice() {
+            [data, table, key, ..] if data == "data" => (Some(table.clone()), Some(key.clone())),
+            [data, table] if data == "data" => (Some(table.clone()), None),
+            _ => (None, None),
+        };
+        self.findings.push(Finding {
+            rule: "round-trip".into(),
+            message: "differs from the original".into(),
+            table,
+            key,
+            path: op.path().to_string(),
+            expected: None,
+            actual: Some(serde_json::to_value(op).expect("patch operations serialize")),
+        })
+    }
+}
