@@ -10,15 +10,12 @@ use util::*;
 
 fn check_sample(ctx: &Ctx, dump: &str) -> Run {
     let dump = sample_dump(dump);
-    ctx.run(&[
-        "check",
-        "--dump",
+    check_with(
+        ctx,
         s(&dump),
-        "--downgrade-sql",
         s(&downgrade_sql()),
-        "--expect-patch",
-        s(&expected_patch()),
-    ])
+        &["--expect-patch", s(&expected_patch())],
+    )
 }
 
 // ---------------------------------------------------------------- the main job
@@ -76,15 +73,12 @@ fn format_is_detected_from_content_not_name() {
     let ctx = Ctx::new();
     let disguised = ctx.path("backup.txt");
     std::fs::copy(sample_dump("onboarding.dump"), &disguised).unwrap();
-    let run = ctx.run(&[
-        "check",
-        "--dump",
+    let run = check_with(
+        &ctx,
         s(&disguised),
-        "--downgrade-sql",
         s(&downgrade_sql()),
-        "--expect-patch",
-        s(&expected_patch()),
-    ]);
+        &["--expect-patch", s(&expected_patch())],
+    );
     run.assert_code(0);
     assert!(run.stdout.contains("(custom format"), "{}", run.stdout);
 }
@@ -95,65 +89,33 @@ fn format_is_detected_from_content_not_name() {
 fn downgrade_that_loses_a_row_is_not_proven_and_names_the_row() {
     let ctx = Ctx::new();
     let lossy = fixture("onboarding/broken/deletes-row.sql");
-    let run = ctx.run(&[
-        "check",
-        "--dump",
+    let run = check_with(
+        &ctx,
         s(&sample_dump("onboarding.dump")),
-        "--downgrade-sql",
         s(&lossy),
-        "--expect-patch",
-        s(&expected_patch()),
-    ]);
+        &["--expect-patch", s(&expected_patch())],
+    );
     run.assert_code(1);
     let lost = r#"{"op":"remove","path":"/data/public.onboarding_states/7"}"#;
-    assert!(
-        run.stdout.contains("FAIL  expected patch"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("FAIL  rule rows-preserved"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains(&format!("unexpected  {lost}")),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("      /data/public.onboarding_states/7: row disappeared"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("rollback NOT proven: 2 of 2 checks failed"),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout("FAIL  expected patch");
+    run.assert_stdout("FAIL  rule rows-preserved");
+    run.assert_stdout(&format!("unexpected  {lost}"));
+    run.assert_stdout("      /data/public.onboarding_states/7: row disappeared");
+    run.assert_stdout("rollback NOT proven: 2 of 2 checks failed");
 }
 
 #[test]
 fn rows_preserved_rule_catches_loss_without_an_expected_patch() {
     let ctx = Ctx::new();
     let lossy = fixture("onboarding/broken/deletes-row.sql");
-    let run = ctx.run(&[
-        "check",
-        "--dump",
+    let run = check_with(
+        &ctx,
         s(&sample_dump("onboarding.sql")),
-        "--downgrade-sql",
         s(&lossy),
-        "--table",
-        "onboarding_states",
-    ]);
-    run.assert_code(1);
-    assert!(
-        run.stdout.contains("/data/public.onboarding_states/7"),
-        "{}",
-        run.stdout
+        &["--table", "onboarding_states"],
     );
+    run.assert_code(1);
+    run.assert_stdout("/data/public.onboarding_states/7");
     assert!(
         !run.stdout.contains("public.users"),
         "--table must narrow: {}",
@@ -165,42 +127,28 @@ fn rows_preserved_rule_catches_loss_without_an_expected_patch() {
 fn downgrade_leaving_data_unrestored_reports_missing_operations() {
     let ctx = Ctx::new();
     let broken = fixture("onboarding/broken/forgets-step-data.sql");
-    let run = ctx.run(&[
-        "check",
-        "--dump",
+    let run = check_with(
+        &ctx,
         s(&sample_dump("onboarding.dump")),
-        "--downgrade-sql",
         s(&broken),
-        "--expect-patch",
-        s(&expected_patch()),
-    ]);
+        &["--expect-patch", s(&expected_patch())],
+    );
     run.assert_code(1);
     // Row 4's step_4 should have come back from the metadata.
-    assert!(
-        run.stdout.contains(r#"missing     {"op":"add","path":"/data/public.onboarding_states/4/step_data/step_4","value":{"target_weight_kg":75.0}}"#),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("PASS  rule rows-preserved"),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout(r#"missing     {"op":"add","path":"/data/public.onboarding_states/4/step_data/step_4","value":{"target_weight_kg":75.0}}"#);
+    run.assert_stdout("PASS  rule rows-preserved");
 }
 
 #[test]
 fn patch_out_is_the_expected_patch_byte_for_byte() {
     let ctx = Ctx::new();
     let out = ctx.path("emitted.json");
-    let run = ctx.run(&[
-        "check",
-        "--dump",
+    let run = check_with(
+        &ctx,
         s(&sample_dump("onboarding.dump")),
-        "--downgrade-sql",
         s(&downgrade_sql()),
-        "-o",
-        s(&out),
-    ]);
+        &["-o", s(&out)],
+    );
     run.assert_code(0);
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
@@ -247,13 +195,7 @@ fn downgrade_command_not_found_says_so() {
 fn downgrade_sql_error_names_file_and_line() {
     let ctx = Ctx::new();
     let bad = fixture("onboarding/broken/syntax-error.sql");
-    let run = ctx.run(&[
-        "check",
-        "--dump",
-        s(&sample_dump("onboarding.dump")),
-        "--downgrade-sql",
-        s(&bad),
-    ]);
+    let run = check_with(&ctx, s(&sample_dump("onboarding.dump")), s(&bad), &[]);
     run.assert_error(&[
         "downgrade failed",
         "syntax-error.sql:2",
@@ -387,6 +329,13 @@ fn sigint_during_downgrade_cleans_up_everything() {
 
 // ---------------------------------------------------------------- bad inputs
 
+/// `check --dump DUMP --downgrade-sql SQL EXTRA...`
+fn check_with(ctx: &Ctx, dump: &str, sql: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["check", "--dump", dump, "--downgrade-sql", sql];
+    args.extend_from_slice(extra);
+    ctx.run(&args)
+}
+
 fn check_dump(ctx: &Ctx, dump: &std::path::Path, extra: &[&str]) -> Run {
     let mut args = vec!["check", "--dump", s(dump), "--downgrade-sql"];
     let sql = downgrade_sql();
@@ -458,11 +407,7 @@ fn newer_dump_picks_matching_binaries_when_not_forced() {
         run.assert_error(&["PostgreSQL 16 or newer", "scripts/stage-postgres 16"]);
     } else {
         run.assert_code(0);
-        assert!(
-            run.stdout.contains("server    PostgreSQL 1"),
-            "{}",
-            run.stdout
-        );
+        run.assert_stdout("server    PostgreSQL 1");
         assert!(!run.stdout.contains("PostgreSQL 15."), "{}", run.stdout);
     }
 }
@@ -486,13 +431,7 @@ fn unknown_table_lists_the_tables_there() {
 fn missing_inputs_fail_before_any_restore() {
     let ctx = Ctx::new();
     let started = Instant::now();
-    let run = ctx.run(&[
-        "check",
-        "--dump",
-        s(&sample_dump("onboarding.dump")),
-        "--downgrade-sql",
-        "nope.sql",
-    ]);
+    let run = check_with(&ctx, s(&sample_dump("onboarding.dump")), "nope.sql", &[]);
     run.assert_error(&["nope.sql: migration SQL file not found"]);
     let run = ctx.run(&["check", "--downgrade-sql", s(&downgrade_sql())]);
     run.assert_error(&["no dump given"]);
@@ -534,7 +473,7 @@ fn config_file_unknown_key_and_flag_precedence() {
         s(&expected_patch()),
     ]);
     run.assert_code(0);
-    assert!(run.stdout.contains("conf/down.sql"), "{}", run.stdout);
+    run.assert_stdout("conf/down.sql");
 }
 
 // ---------------------------------------------------------------- snapshot and diff
@@ -854,17 +793,8 @@ fn sample_is_proven_by_rules_alone() {
     );
     assert!(doc.checks.iter().all(|c| c.passed && c.findings == 0));
     assert!(doc.findings.is_empty());
-    assert!(
-        run.stdout
-            .contains("9 rows with /step_data/_migration_metadata restored"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("3 rows without it unchanged"),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout("9 rows with /step_data/_migration_metadata restored");
+    run.assert_stdout("3 rows without it unchanged");
 }
 
 #[test]
@@ -892,14 +822,21 @@ fn truthiness_bug_skipping_step_zero_and_empty_data_is_caught() {
     // Through flags this time: the same rules, no config file.
     let ctx = Ctx::new();
     let result = ctx.path("result.json");
-    let run = ctx.run(&[
-        "check", "--dump", s(&sample_dump("onboarding.sql")), "--downgrade-sql",
-        s(&broken("truthiness")), "--result-out", s(&result),
-        "--metadata-rule",
-        "public.onboarding_states /step_data/_migration_metadata /current_step=/original_current_step /step_data=/original_step_data",
-        "--expect-revision", "a1b2c3d4e5f6",
-        "--expect-absent", "/schema/tables/public.onboarding_states/columns/agent_history",
-    ]);
+    let run = check_with(
+        &ctx,
+        s(&sample_dump("onboarding.sql")),
+        s(&broken("truthiness")),
+        &[
+            "--result-out",
+            s(&result),
+            "--metadata-rule",
+            "public.onboarding_states /step_data/_migration_metadata /current_step=/original_current_step /step_data=/original_step_data",
+            "--expect-revision",
+            "a1b2c3d4e5f6",
+            "--expect-absent",
+            "/schema/tables/public.onboarding_states/columns/agent_history",
+        ],
+    );
     run.assert_code(1);
     let doc: ResultDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
     let found = findings_of(&doc, "metadata-restored");
@@ -967,27 +904,19 @@ fn revision_not_moved_is_reported_with_both_revisions() {
 #[test]
 fn misspelt_metadata_pointer_is_a_finding_not_a_pass() {
     let ctx = Ctx::new();
-    let run = ctx.run(&[
-        "check",
-        "--dump",
+    let run = check_with(
+        &ctx,
         s(&sample_dump("onboarding.dump")),
-        "--downgrade-sql",
         s(&downgrade_sql()),
-        "--metadata-rule",
-        "onboarding_states /step_data/_migration_meta /current_step=/original_current_step",
-    ]);
+        &[
+            "--metadata-rule",
+            "onboarding_states /step_data/_migration_meta /current_step=/original_current_step",
+        ],
+    );
     run.assert_code(1);
-    assert!(
-        run.stdout.contains("rule matched no rows"),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout("rule matched no rows");
     // Rows without metadata must be unchanged by default, so the real downgrade fails it too.
-    assert!(
-        run.stdout.contains("changed (row has no metadata)"),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout("changed (row has no metadata)");
 }
 
 #[test]
@@ -1060,7 +989,7 @@ fn round_trip_passes_with_the_correct_migration_and_names_a_lost_jsonb_key() {
             .iter()
             .all(|f| f.actual.as_ref().unwrap()["op"] == "remove")
     );
-    assert!(run.stdout.contains("upgrade   "), "{}", run.stdout);
+    run.assert_stdout("upgrade   ");
 }
 
 #[test]
@@ -1087,14 +1016,10 @@ fn round_trip_ignores_declared_columns() {
     ];
     let run = ctx.run(&args);
     run.assert_code(1);
-    assert!(run.stdout.contains("/updated_at"), "{}", run.stdout);
+    run.assert_stdout("/updated_at");
     let mut ignoring = args.to_vec();
     ignoring.extend_from_slice(&["--roundtrip-ignore", "public.onboarding_states.updated_at"]);
     let run = ctx.run(&ignoring);
     run.assert_code(0);
-    assert!(
-        run.stdout.contains("12 operations in ignored columns"),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout("12 operations in ignored columns");
 }

@@ -52,6 +52,16 @@ impl Run {
         self
     }
 
+    /// stdout contains `needle` (shown whole when it does not).
+    pub fn assert_stdout(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}:\n{}",
+            self.stdout
+        );
+        self
+    }
+
     /// The one-line error message (exit 2 runs).
     pub fn error_line(&self) -> &str {
         self.stderr
