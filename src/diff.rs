@@ -1,6 +1,6 @@
 //! Before → after as an RFC 6902 JSON Patch, streamed.
 //!
-//! Two `Source`s in, operations out to a `PatchSink`; no I/O of its own. Rows are matched by key
+//! Two `Source`s in; headers, row pairs and operations out to a `DiffSink`; no I/O of its own. Rows are matched by key
 //! in a merge-join of the two key-ordered streams (never by array position), and only the row
 //! pair being compared is in memory. Inside a row, `json_patch::diff` does the work.
 //!
