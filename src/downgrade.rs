@@ -72,6 +72,19 @@ impl Step {
     }
 }
 
+/// The shell's "X: not found" turned into the fix: a missing migration tool is usually a
+/// virtualenv that was not created or not activated.
+fn missing_program(output: &str) -> String {
+    let program = output
+        .lines()
+        .find_map(|l| l.strip_suffix(": not found"))
+        .and_then(|l| l.rsplit(": ").next())
+        .unwrap_or("the program");
+    format!(
+        "; command not found: `{program}` is not installed or not on PATH (a Python tool: create its virtualenv and give the full path, e.g. .venv/bin/alembic)"
+    )
+}
+
 /// Which step runs, for messages.
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
@@ -146,9 +159,9 @@ pub async fn run(
         .trim()
         .to_string();
     let hint = match (step, captured.status.code()) {
-        (Step::Command(_), Some(127)) => "; command not found: check --downgrade-cmd and PATH",
-        (Step::Sql(_), _) => "; the transaction was rolled back, fix the SQL and rerun",
-        _ => "",
+        (Step::Command(_), Some(127)) => missing_program(&captured.output),
+        (Step::Sql(_), _) => "; the transaction was rolled back, fix the SQL and rerun".into(),
+        _ => String::new(),
     };
     Err(Error::Downgrade {
         kind,

@@ -26,6 +26,33 @@ pub fn expected_patch() -> PathBuf {
     repo().join("snapshots/onboarding.patch.json")
 }
 
+/// The sample's Alembic project.
+pub fn alembic_dir() -> PathBuf {
+    fixture("onboarding/alembic")
+}
+
+/// The virtualenv with Alembic, SQLAlchemy and asyncpg: installed by `scripts/setup-python`
+/// on first use (once per test run), never skipped.
+pub fn venv() -> &'static Path {
+    static VENV: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    VENV.get_or_init(|| {
+        let out = Command::new(repo().join("scripts/setup-python"))
+            .output()
+            .expect("run scripts/setup-python");
+        assert!(
+            out.status.success(),
+            "scripts/setup-python failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+/// `ALEMBIC ARGS`, with the virtualenv's alembic.
+pub fn alembic(args: &str) -> String {
+    format!("{} {args}", venv().join("bin/alembic").display())
+}
+
 /// The system's PostgreSQL (Debian's 15 here), for tests that need an older server.
 pub fn system_pg_bin() -> PathBuf {
     let out = Command::new("pg_config")
