@@ -950,7 +950,7 @@ fn bad_rule_configuration_is_an_error() {
 #[test]
 fn round_trip_passes_with_the_correct_migration_and_names_a_lost_jsonb_key() {
     let dump = sample_dump("onboarding-a1b2c3d4e5f6.dump");
-    let upgrade = fixture("onboarding/src/03_upgrade_to_b2c3d4e5f6g7.sql");
+    let upgrade = fixture("onboarding/upgrade.sql");
     let roundtrip = |ctx: &Ctx, downgrade: &std::path::Path| {
         let result = ctx.path("result.json");
         let run = ctx.run(&[
