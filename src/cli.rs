@@ -64,6 +64,10 @@ pub struct CheckArgs {
     /// Kill the downgrade after this many seconds [default: no limit].
     #[arg(long, value_name = "SECS")]
     pub downgrade_timeout: Option<u64>,
+    /// Run the downgrade (and upgrade) as the superuser, not the database owner. Only for
+    /// migrations that need it (e.g. untrusted extensions) on dumps you trust.
+    #[arg(long)]
+    pub downgrade_superuser: bool,
     /// Environment variable that receives the connection URL [default: DATABASE_URL].
     #[arg(long, value_name = "NAME")]
     pub url_env: Option<String>,
@@ -223,6 +227,7 @@ struct RoundTripConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DowngradeConfig {
+    superuser: Option<bool>,
     sql: Option<Vec<PathBuf>>,
     cmd: Option<String>,
     cwd: Option<PathBuf>,
@@ -304,6 +309,7 @@ pub struct CheckPlan {
     pub input: InputPlan,
     pub downgrade: Step,
     pub downgrade_timeout: Option<Duration>,
+    pub downgrade_superuser: bool,
     pub expect_patch: Option<PathBuf>,
     pub patch_out: Option<PathBuf>,
     pub result_out: Option<PathBuf>,
@@ -418,6 +424,8 @@ pub fn check_plan(args: &CheckArgs) -> Result<CheckPlan> {
         input,
         downgrade,
         downgrade_timeout: timeout,
+        downgrade_superuser: args.downgrade_superuser
+            || file.and_then(|d| d.superuser).unwrap_or(false),
         expect_patch: args
             .expect_patch
             .clone()

@@ -1,7 +1,8 @@
 //! Run a migration step (the downgrade; the upgrade too, for a round trip) on the embedded server.
 //!
 //! SQL files run through the server's own `psql` in one transaction, stopping at the first
-//! error. A command runs through `sh -c` with the connection in its environment (`PGHOST` ...
+//! error. Both connect as the database's owner role (not a superuser) unless asked otherwise,
+//! so a trigger planted by an untrusted dump never fires with superuser rights. A command runs through `sh -c` with the connection in its environment (`PGHOST` ...
 //! `PGDATABASE`, and a URL in a configurable variable). Invariant: it only ever touches the
 //! working database it is given; the before-copy is never connected to here.
 
@@ -12,7 +13,7 @@ use tokio::process::Command;
 
 use crate::error::{Error, Result, tail};
 use crate::process::{self, RunError};
-use crate::server::Server;
+use crate::server::{OWNER_ROLE, Server};
 
 #[derive(Debug, Clone)]
 pub enum Step {
@@ -92,15 +93,27 @@ pub enum Kind {
     Upgrade,
 }
 
+/// How a step runs.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    pub kind: Kind,
+    pub timeout: Option<Duration>,
+    /// Connect as the superuser instead of the database's owner role.
+    pub superuser: bool,
+}
+
 /// Run `step` on `dbname`; returns its captured output.
-pub async fn run(
-    server: &Server,
-    dbname: &str,
-    step: &Step,
-    kind: Kind,
-    timeout: Option<Duration>,
-) -> Result<String> {
-    let conn = server.conn();
+pub async fn run(server: &Server, dbname: &str, step: &Step, opts: RunOptions) -> Result<String> {
+    let RunOptions {
+        kind,
+        timeout,
+        superuser,
+    } = opts;
+    let conn = if superuser {
+        server.conn().clone()
+    } else {
+        server.conn().as_user(OWNER_ROLE)
+    };
     let mut cmd = match step {
         Step::Sql(files) => {
             let mut cmd = Command::new(server.binaries.tool("psql"));

@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use crate::cli::{CheckPlan, InputPlan, SnapshotPlan};
 use crate::diff::{self, DiffSink, Tee};
 use crate::downgrade;
-use crate::downgrade::Kind;
+use crate::downgrade::{Kind, RunOptions};
 use crate::error::{Error, Result, db_message};
 use crate::expect::patch::ExpectedPatch;
 use crate::expect::rules::{AfterState, MetadataRestored, RoundTrip, RowsPreserved};
 use crate::report::{AtomicFile, CheckReport, PatchWriter, progress, secs};
 use crate::restore::{self, Dump};
-use crate::server::Server;
+use crate::server::{OWNER_ROLE, Server};
 use crate::snapshot::db::{self, DbSource, Table};
 use crate::snapshot::file::{FileSource, write_source};
 
@@ -60,7 +60,9 @@ async fn boot_and_restore(
     ));
     let admin = server.connect("postgres").await?;
     admin
-        .batch_execute(&format!("CREATE DATABASE {WORK_DB} TEMPLATE template0"))
+        .batch_execute(&format!(
+            "CREATE DATABASE {WORK_DB} OWNER {OWNER_ROLE} TEMPLATE template0"
+        ))
         .await
         .map_err(|e| Error::Server(format!("creating database: {}", db_message(&e))))?;
     restore::restore(&server, &dump, WORK_DB).await?;
@@ -200,14 +202,12 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
         let started = Instant::now();
         copy_database(&server, WORK_DB, ORIGINAL_DB).await?;
         progress(format!("running upgrade {}", rt.upgrade.describe()));
-        downgrade::run(
-            &server,
-            WORK_DB,
-            &rt.upgrade,
-            Kind::Upgrade,
-            plan.downgrade_timeout,
-        )
-        .await?;
+        let opts = RunOptions {
+            kind: Kind::Upgrade,
+            timeout: plan.downgrade_timeout,
+            superuser: plan.downgrade_superuser,
+        };
+        downgrade::run(&server, WORK_DB, &rt.upgrade, opts).await?;
         phases.push(("upgrade", started.elapsed()));
     }
     let before_tables = tables_of(&server, WORK_DB, &wanted, &dump.path).await?;
@@ -218,14 +218,12 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
 
     let started = Instant::now();
     progress(format!("running downgrade {}", plan.downgrade.describe()));
-    downgrade::run(
-        &server,
-        WORK_DB,
-        &plan.downgrade,
-        Kind::Downgrade,
-        plan.downgrade_timeout,
-    )
-    .await?;
+    let opts = RunOptions {
+        kind: Kind::Downgrade,
+        timeout: plan.downgrade_timeout,
+        superuser: plan.downgrade_superuser,
+    };
+    downgrade::run(&server, WORK_DB, &plan.downgrade, opts).await?;
     phases.push(("downgrade", started.elapsed()));
 
     let started = Instant::now();

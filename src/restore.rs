@@ -3,16 +3,24 @@
 //! Invariants: the dump is only ever opened read-only (or handed to pg_restore/psql, which read
 //! it); the format is decided by content, never by file name; every failure names the file and
 //! says what to do.
+//!
+//! Security (README "Security model"): the dump runs as `server::OWNER_ROLE`, an unprivileged
+//! owner of the target database, so `COPY ... PROGRAM`, `LANGUAGE c`, `ALTER SYSTEM` and the
+//! like are refused by the server. A plain dump reaches psql behind `\restrict <random key>`,
+//! with its own `\restrict`/`\unrestrict` lines removed, so no psql meta-command in it (`\!`,
+//! `\copy ... program`, `\o |cmd`) can run on the host.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+
+use rand::Rng;
 use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
 use crate::error::{Error, Result, tail};
 use crate::process::{self, RunError};
-use crate::server::{Binaries, Server};
+use crate::server::{Binaries, OWNER_ROLE, Server};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -306,24 +314,23 @@ pub fn check_compatible(dump: &Dump, bins: &Binaries) -> Result<()> {
     }
 }
 
-/// Restore `dump` into the (existing, empty) database `dbname`.
+/// Restore `dump` into the (existing, empty) database `dbname`, owned by `OWNER_ROLE`.
 pub async fn restore(server: &Server, dump: &Dump, dbname: &str) -> Result<()> {
     let bins = &server.binaries;
-    let conn = server.conn();
+    let conn = server.conn().as_user(OWNER_ROLE);
     let (mut cmd, stdin): (Command, Option<Box<dyn Read + Send>>) = match dump.format {
         Format::Plain { gzip } => {
+            create_referenced_roles(server, dump, dbname).await?;
             let mut cmd = Command::new(bins.tool("psql"));
             cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"]);
-            cmd.args(["-d", &conn.conninfo(dbname)]);
-            if gzip {
-                let file = open_read_only(&dump.path)?;
-                cmd.args(["-f", "-"]);
-                let reader = BufReader::new(flate2::read::GzDecoder::new(file));
-                (cmd, Some(Box::new(reader) as Box<dyn Read + Send>))
-            } else {
-                cmd.arg("-f").arg(&dump.path);
-                (cmd, None)
-            }
+            cmd.args(["-d", &conn.conninfo(dbname), "-f", "-"]);
+            let key: String = rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(32)
+                .map(char::from)
+                .collect();
+            let reader = Restricted::new(plain_reader(dump, gzip)?, key);
+            (cmd, Some(Box::new(reader) as Box<dyn Read + Send>))
         }
         Format::Custom | Format::Directory | Format::Tar => {
             let mut cmd = Command::new(bins.tool("pg_restore"));
@@ -351,6 +358,158 @@ pub async fn restore(server: &Server, dump: &Dump, dbname: &str) -> Result<()> {
     Err(restore_error(dump, bins, &captured.output))
 }
 
+/// A plain dump's text, decompressed if need be.
+fn plain_reader(dump: &Dump, gzip: bool) -> Result<Box<dyn BufRead + Send>> {
+    let file = open_read_only(&dump.path)?;
+    Ok(if gzip {
+        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    })
+}
+
+/// Is this line the start of COPY data (`COPY ... FROM stdin;`)?
+fn starts_copy(line: &[u8]) -> bool {
+    line.starts_with(b"COPY ") && line.trim_ascii_end().ends_with(b"FROM stdin;")
+}
+
+/// A plain dump as psql should see it: `\restrict KEY` first, and the dump's own
+/// `\restrict`/`\unrestrict` lines (outside COPY data) blanked, so none can lift the restriction.
+/// Blank lines keep psql's line numbers one off from the file's (see `restore_error`).
+struct Restricted<R> {
+    inner: R,
+    buf: Vec<u8>,
+    pos: usize,
+    in_copy: bool,
+}
+
+impl<R: BufRead> Restricted<R> {
+    fn new(inner: R, key: String) -> Self {
+        Restricted {
+            inner,
+            buf: format!("\\restrict {key}\n").into_bytes(),
+            pos: 0,
+            in_copy: false,
+        }
+    }
+}
+
+impl<R: BufRead> Read for Restricted<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+            if self.inner.read_until(b'\n', &mut self.buf)? == 0 {
+                return Ok(0);
+            }
+            let line = &self.buf;
+            if self.in_copy {
+                self.in_copy = line.trim_ascii_end() != b"\\.";
+            } else if starts_copy(line) {
+                self.in_copy = true;
+            } else if line.starts_with(b"\\restrict") || line.starts_with(b"\\unrestrict") {
+                self.buf.clear();
+                self.buf.push(b'\n');
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Roles a plain dump assigns ownership or privileges to (`OWNER TO r`, `GRANT ... TO r`,
+/// `REVOKE ... FROM r`), outside COPY data. Archives are restored with --no-owner
+/// --no-privileges and need none.
+fn referenced_roles(reader: impl BufRead) -> std::io::Result<std::collections::BTreeSet<String>> {
+    let mut roles = std::collections::BTreeSet::new();
+    let mut in_copy = false;
+    for line in reader.split(b'\n') {
+        let line = line?;
+        if in_copy {
+            in_copy = line.trim_ascii_end() != b"\\.";
+            continue;
+        }
+        if starts_copy(&line) {
+            in_copy = true;
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(&line) else {
+            continue;
+        };
+        let text = text.trim_end().trim_end_matches(';');
+        let list = if text.starts_with("ALTER ") {
+            text.rsplit_once(" OWNER TO ").map(|(_, r)| r)
+        } else if text.starts_with("GRANT ") {
+            text.rsplit_once(" TO ").map(|(_, r)| r)
+        } else if text.starts_with("REVOKE ") {
+            text.rsplit_once(" FROM ").map(|(_, r)| r)
+        } else {
+            None
+        };
+        let Some(list) = list else { continue };
+        let list = list.split(" WITH ").next().unwrap_or(list);
+        let list = list.split(" GRANTED BY ").next().unwrap_or(list);
+        for role in list.split(',') {
+            let role = role.trim();
+            let role = match role.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+                Some(quoted) => quoted.replace("\"\"", "\""),
+                None => role.to_lowercase(),
+            };
+            let reserved = ["public", "current_user", "session_user", "current_role"];
+            if !role.is_empty() && !role.starts_with("pg_") && !reserved.contains(&role.as_str()) {
+                roles.insert(role);
+            }
+        }
+    }
+    Ok(roles)
+}
+
+/// Create the roles a plain dump refers to, as powerless NOLOGIN roles granted to the owner
+/// role, so that `ALTER ... OWNER TO app` restores. A non-superuser may only give a table to a
+/// role that can create in its schema, so they get USAGE and CREATE on `public` too. Existing
+/// roles (the superuser, predefined `pg_*` roles) are never granted.
+async fn create_referenced_roles(server: &Server, dump: &Dump, dbname: &str) -> Result<()> {
+    let Format::Plain { gzip } = dump.format else {
+        return Ok(());
+    };
+    let roles = referenced_roles(plain_reader(dump, gzip)?)
+        .map_err(|e| Error::input(&dump.path, format!("cannot read: {e}")))?;
+    if roles.is_empty() {
+        return Ok(());
+    }
+    let admin = server.connect(dbname).await?;
+    for role in roles {
+        let exists = admin
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+            .await
+            .map_err(|e| {
+                Error::Server(format!(
+                    "looking up role {role}: {}",
+                    crate::error::db_message(&e)
+                ))
+            })?;
+        if exists.is_some() {
+            continue;
+        }
+        let quoted = crate::snapshot::db::quote_ident(&role);
+        admin
+            .batch_execute(&format!(
+                "CREATE ROLE {quoted} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE; \
+                 GRANT {quoted} TO {OWNER_ROLE}; GRANT USAGE, CREATE ON SCHEMA public TO {quoted};"
+            ))
+            .await
+            .map_err(|e| {
+                Error::Server(format!(
+                    "creating role {role}: {}",
+                    crate::error::db_message(&e)
+                ))
+            })?;
+    }
+    Ok(())
+}
+
 /// Turn pg_restore/psql's complaint into one line with the fix.
 fn restore_error(dump: &Dump, bins: &Binaries, output: &str) -> Error {
     let first_error = output
@@ -359,7 +518,30 @@ fn restore_error(dump: &Dump, bins: &Binaries, output: &str) -> Error {
         .unwrap_or_else(|| output.lines().last().unwrap_or("no output"))
         .trim()
         .to_string();
-    let problem = if output.contains("unsupported version") && output.contains("file header") {
+    // psql reads the dump from stdin, one line below the file's numbering (our \restrict).
+    let first_error = match first_error.split_once("psql:<stdin>:") {
+        Some((_, rest)) => match rest.split_once(':') {
+            Some((line, tail)) => match line.parse::<u64>() {
+                Ok(n) => format!("line {}:{tail}", n.saturating_sub(1)),
+                Err(_) => first_error.clone(),
+            },
+            None => first_error.clone(),
+        },
+        None => first_error.clone(),
+    };
+    let problem = if output.contains("backslash commands are restricted") {
+        format!(
+            "the dump contains a psql meta-command ({first_error}), which could run commands on this host; pgsnapdiff does not run them. Remove it, or dump with pg_dump -Fc"
+        )
+    } else if output.contains("must be superuser")
+        || output.contains("permission denied for language")
+        || output.contains("pg_execute_server_program")
+        || output.contains("permission denied to")
+    {
+        format!(
+            "the dump needs superuser power ({first_error}); pgsnapdiff restores as an unprivileged database owner so a dump cannot act on the host (README \"Security model\")"
+        )
+    } else if output.contains("unsupported version") && output.contains("file header") {
         format!(
             "the archive is newer than pg_restore {} ({first_error}); run with a newer --pg-version",
             bins.version

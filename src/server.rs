@@ -10,7 +10,8 @@
 //! - a `Server` value owns one temp dir and one postmaster; dropping it stops the postmaster
 //!   (SIGINT, then SIGKILL) and removes the dir, on every path including panics;
 //! - the postmaster gets `PR_SET_PDEATHSIG`, so it shuts down even if the tool is killed;
-//! - it listens on 127.0.0.1 and a private socket dir only, with a random scram password.
+//! - it listens on 127.0.0.1 and a private socket dir only, with a random scram password;
+//! - besides the superuser there is one unprivileged role, `OWNER_ROLE`, for untrusted work.
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown};
@@ -39,7 +40,12 @@ const SERVER_SETTINGS: &[(&str, &str)] = &[
     ("log_min_messages", "warning"),
 ];
 
-pub const SUPERUSER: &str = "postgres";
+/// The cluster's bootstrap superuser. Not `postgres`, so that dumps saying `OWNER TO postgres`
+/// get an ordinary role of that name (see `restore`).
+pub const SUPERUSER: &str = "pgsnapdiff";
+/// The unprivileged role that owns the working database: the dump is restored, and the
+/// downgrade runs, as this role (README "Security model").
+pub const OWNER_ROLE: &str = "pgsnapdiff_owner";
 
 /// A PostgreSQL installation: the directory holding `postgres`, `initdb`, `psql`, `pg_restore`.
 #[derive(Debug, Clone)]
@@ -314,6 +320,14 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
+    /// The same server, as another role (all roles share the run's random password).
+    pub fn as_user(&self, user: &str) -> ConnInfo {
+        ConnInfo {
+            user: user.to_string(),
+            ..self.clone()
+        }
+    }
+
     pub fn config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut cfg = tokio_postgres::Config::new();
         cfg.host(&self.host)
@@ -576,7 +590,21 @@ impl Server {
                 .connect(tokio_postgres::NoTls)
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok((client, connection)) => {
+                    tokio::spawn(connection);
+                    // The owner role, with the run's password (alphanumeric: safe to inline).
+                    let sql = format!(
+                        "CREATE ROLE {OWNER_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{}'",
+                        self.conn.password
+                    );
+                    client.batch_execute(&sql).await.map_err(|e| {
+                        StartError::Fatal(Error::Server(format!(
+                            "creating the owner role: {}",
+                            db_message(&e)
+                        )))
+                    })?;
+                    return Ok(());
+                }
                 Err(e) if Instant::now() > deadline => {
                     return Err(StartError::Fatal(Error::Server(format!(
                         "not accepting connections after 30s: {}",
@@ -592,7 +620,7 @@ impl Server {
         &self.conn
     }
 
-    /// A connection to `dbname`, driven on the current runtime.
+    /// A superuser connection to `dbname`, driven on the current runtime.
     pub async fn connect(&self, dbname: &str) -> Result<tokio_postgres::Client> {
         let (client, connection) = self
             .conn

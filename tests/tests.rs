@@ -230,25 +230,32 @@ fn downgrade_gets_the_connection_in_its_environment() {
     let env = std::fs::read_to_string(&seen).unwrap();
     let lines: Vec<&str> = env.lines().collect();
     assert!(
-        lines[0].starts_with("postgresql+asyncpg://postgres:"),
+        lines[0].starts_with("postgresql+asyncpg://pgsnapdiff_owner:"),
         "{env}"
     );
     assert!(
         lines[0].contains("@127.0.0.1:") && lines[0].ends_with("/pgsnapdiff"),
         "{env}"
     );
-    assert_eq!(&lines[1..], ["127.0.0.1", "postgres", "pgsnapdiff"]);
+    assert_eq!(&lines[1..], ["127.0.0.1", "pgsnapdiff_owner", "pgsnapdiff"]);
 }
 
 #[test]
-fn as_root_the_server_runs_unprivileged() {
-    // CI runs as root. The server must still start, as another OS user.
+fn server_runs_unprivileged_on_loopback_with_a_private_data_dir_and_a_password() {
+    // CI runs as root. The server must still start, as another OS user, and be reachable only
+    // from this machine, with the run's password, its files readable by nobody else.
     let ctx = Ctx::new();
-    let who = ctx.path("server-user.txt");
+    let seen = ctx.path("seen.txt");
+    let work = s(ctx.work.path());
     let cmd = format!(
-        "psql -X -At -c \"CREATE TEMP TABLE u (n text); COPY u FROM PROGRAM 'id -un'; SELECT n FROM u\" > {} && psql -X -q -v ON_ERROR_STOP=1 -1 -f {}",
-        s(&who),
-        s(&downgrade_sql())
+        r#"data=$(echo {work}/pgsnapdiff-*/data)
+{{ stat -c %U /proc/$(head -1 "$data/postmaster.pid")/status
+   stat -c %a "$data"
+   psql -X -At -c 'SHOW listen_addresses'
+   PGPASSWORD=wrong psql -X -At -c 'SELECT 1' 2>&1 | grep -c 'password authentication failed'
+}} > {seen} && psql -X -q -v ON_ERROR_STOP=1 -1 -f {down}"#,
+        seen = s(&seen),
+        down = s(&downgrade_sql())
     );
     let run = ctx.run(&[
         "check",
@@ -258,7 +265,8 @@ fn as_root_the_server_runs_unprivileged() {
         &cmd,
     ]);
     run.assert_code(0);
-    let server_user = std::fs::read_to_string(&who).unwrap().trim().to_string();
+    let seen = std::fs::read_to_string(&seen).unwrap();
+    let lines: Vec<&str> = seen.lines().collect();
     let me = String::from_utf8(
         std::process::Command::new("id")
             .arg("-un")
@@ -270,10 +278,11 @@ fn as_root_the_server_runs_unprivileged() {
     .trim()
     .to_string();
     if me == "root" {
-        assert_ne!(server_user, "root", "the server must not run as root");
+        assert_ne!(lines[0], "root", "the server must not run as root");
     } else {
-        assert_eq!(server_user, me);
+        assert_eq!(lines[0], me);
     }
+    assert_eq!(&lines[1..], ["700", "127.0.0.1", "1"], "{seen}");
 }
 
 #[test]
@@ -1201,4 +1210,84 @@ fn missing_alembic_is_one_clear_line() {
         "exited with 127",
         "`/nonexistent/.venv/bin/alembic` is not installed",
     ]);
+}
+
+// ---------------------------------------------------------------- security model (issue 7)
+
+/// Run `check` on a hostile dump and prove the host was not touched.
+fn hostile(name: &str, downgrade: &str, needles: &[&str]) {
+    let marker = std::path::PathBuf::from(format!("/tmp/pgsnapdiff-pwned-{name}"));
+    let _ = std::fs::remove_file(&marker);
+    let ctx = Ctx::new();
+    let sql = ctx.path("down.sql");
+    std::fs::write(&sql, downgrade).unwrap();
+    let dump = fixture(&format!("hostile/{name}.sql"));
+    let run = check_with(&ctx, s(&dump), s(&sql), &[]);
+    run.assert_error(needles);
+    assert!(
+        !marker.exists(),
+        "{name}: the dump ran a command on the host"
+    );
+}
+
+#[test]
+fn dump_cannot_escape_to_the_shell_through_psql() {
+    hostile(
+        "shell-escape",
+        "SELECT 1;",
+        &["restore failed", "psql meta-command", "does not run them"],
+    );
+    hostile(
+        "unrestrict",
+        "SELECT 1;",
+        &["restore failed", "psql meta-command"],
+    );
+}
+
+#[test]
+fn dump_cannot_use_superuser_powers() {
+    for name in [
+        "copy-program",
+        "language-c",
+        "alter-system",
+        "grant-predefined",
+    ] {
+        hostile(name, "SELECT 1;", &["restore failed"]);
+    }
+    hostile(
+        "copy-program",
+        "SELECT 1;",
+        &["needs superuser power", "Security model"],
+    );
+}
+
+#[test]
+fn planted_trigger_does_not_run_with_superuser_rights_during_the_downgrade() {
+    hostile(
+        "trigger",
+        "UPDATE onboarding_states SET current_step = 4;",
+        &[
+            "downgrade failed",
+            "permission denied to COPY to or from an external program",
+        ],
+    );
+}
+
+#[test]
+fn ordinary_dump_with_extensions_owners_and_grants_restores() {
+    let ctx = Ctx::new();
+    let out = ctx.path("snap.json");
+    let run = ctx.run(&[
+        "snapshot",
+        "--dump",
+        s(&fixture("ok/ownership.sql")),
+        "-o",
+        s(&out),
+    ]);
+    run.assert_code(0);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let extensions = doc["schema"]["extensions"].as_object().unwrap();
+    assert!(extensions.contains_key("pgcrypto") && extensions.contains_key("pg_trgm"));
+    assert_eq!(doc["data"]["public.accounts"].as_object().unwrap().len(), 2);
+    assert_eq!(doc["data"]["public.Audit Log"]["1"]["id"], 1);
 }
