@@ -30,6 +30,9 @@ pub struct Cli {
     /// No progress lines on stderr.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Stop the whole run after this many seconds (exit 2, everything cleaned up).
+    #[arg(long, global = true, value_name = "SECS", env = "PGSNAPDIFF_TIMEOUT")]
+    pub timeout: Option<u64>,
     #[command(subcommand)]
     pub command: Cmd,
 }

@@ -124,8 +124,8 @@ pub async fn run(server: &Server, dbname: &str, step: &Step, opts: RunOptions) -
             cmd
         }
         Step::Command(spec) => {
-            let mut cmd = Command::new("sh");
-            cmd.arg("-c").arg(&spec.command).current_dir(&spec.cwd);
+            let mut cmd = process::shell_killing_group_on_term(&spec.command);
+            cmd.current_dir(&spec.cwd);
             cmd.env(&spec.url_env, conn.url(&spec.url_scheme, dbname));
             cmd
         }
@@ -134,7 +134,7 @@ pub async fn run(server: &Server, dbname: &str, step: &Step, opts: RunOptions) -
         cmd.env(key, value);
     }
     let what = step.describe();
-    let captured = match process::run(cmd, None, timeout).await {
+    let captured = match process::run_with_death_signal(cmd, None, timeout, libc::SIGTERM).await {
         Ok(c) => c,
         Err(RunError::Spawn(e)) => {
             return Err(Error::Downgrade {

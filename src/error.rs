@@ -47,6 +47,12 @@ pub enum Error {
     #[error("interrupted by {0}; the embedded server was stopped and its files removed")]
     Interrupted(&'static str),
 
+    /// `--timeout` ran out; everything was stopped and cleaned up.
+    #[error(
+        "did not finish within --timeout {0}s; the embedded server was stopped and its files removed"
+    )]
+    TimedOut(u64),
+
     /// An I/O error with what was being done when it happened.
     #[error("{context}: {source}")]
     Io {

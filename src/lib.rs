@@ -49,17 +49,25 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Race the command against SIGINT/SIGTERM: on a signal the command's future is dropped, which
-/// stops the server, kills child processes and removes temp files before we exit.
+/// Race the command against SIGINT/SIGTERM and `--timeout`: then the command's future is
+/// dropped, which stops the server, kills child processes and removes temp files before we exit.
 async fn run_until_signal(cli: Cli) -> Result<bool> {
     let mut int =
         signal(SignalKind::interrupt()).map_err(|e| Error::io("installing SIGINT handler", e))?;
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| Error::io("installing SIGTERM handler", e))?;
+    let limit = cli.timeout.map(std::time::Duration::from_secs);
+    let deadline = async {
+        match limit {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         result = run(cli) => result,
         _ = int.recv() => Err(Error::Interrupted("SIGINT")),
         _ = term.recv() => Err(Error::Interrupted("SIGTERM")),
+        _ = deadline => Err(Error::TimedOut(limit.unwrap_or_default().as_secs())),
     }
 }
 

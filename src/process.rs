@@ -3,6 +3,7 @@
 //! timeout, error elsewhere), so no grandchild outlives the run.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -14,6 +15,19 @@ pub struct Captured {
     pub status: ExitStatus,
     /// stdout followed by stderr, lossily decoded.
     pub output: String,
+}
+
+/// `sh -c COMMAND` such that the whole process group dies with pgsnapdiff. PR_SET_PDEATHSIG
+/// reaches only the direct child, and a shell's own children would outlive a `kill -9` of the
+/// tool; so the command runs in the background of a shell that, on SIGTERM (its death signal),
+/// kills its process group. `wait` is interruptible, so the trap runs at once.
+pub fn shell_killing_group_on_term(command: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"trap 'trap - TERM; kill -KILL 0' TERM; sh -c "$1" & wait $!"#)
+        .arg("pgsnapdiff")
+        .arg(command);
+    cmd
 }
 
 /// What went wrong running a child, before judging its exit status.
@@ -33,10 +47,31 @@ impl Drop for GroupGuard {
 
 /// Run `cmd` to completion, feeding `stdin` from a blocking reader if given.
 pub async fn run(
-    mut cmd: Command,
+    cmd: Command,
     stdin: Option<Box<dyn Read + Send>>,
     timeout: Option<Duration>,
 ) -> Result<Captured, RunError> {
+    run_with_death_signal(cmd, stdin, timeout, libc::SIGKILL).await
+}
+
+/// `run`, with the signal the child gets if pgsnapdiff dies (even by SIGKILL): SIGKILL for
+/// tools, SIGTERM for `shell_killing_group_on_term`, which passes it on to its whole group.
+pub async fn run_with_death_signal(
+    mut cmd: Command,
+    stdin: Option<Box<dyn Read + Send>>,
+    timeout: Option<Duration>,
+    death_signal: libc::c_int,
+) -> Result<Captured, RunError> {
+    // SAFETY: prctl is async-signal-safe. Spawned from the main thread, which lives as long as
+    // the process (see server.rs), so the signal comes only when pgsnapdiff itself dies.
+    unsafe {
+        cmd.as_std_mut().pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     cmd.process_group(0)
         .kill_on_drop(true)
         .stdout(Stdio::piped())

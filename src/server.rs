@@ -446,6 +446,65 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
+/// Identifies the process that owns a run's temp dir: pid and start time (a reused pid has
+/// another start time).
+fn process_identity(pid: u32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (starttime), counted after the command name, which may contain spaces.
+    let start = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?;
+    Some(format!("{pid} {start}"))
+}
+
+const OWNER_FILE: &str = "owner.pid";
+
+fn write_owner(dir: &Path) -> Result<()> {
+    let me = process_identity(std::process::id()).unwrap_or_default();
+    fs::write(dir.join(OWNER_FILE), me).map_err(|e| Error::io("writing owner.pid", e))
+}
+
+/// Remove the temp dirs of runs that died without cleaning up (kill -9, power loss): those
+/// whose owner process is gone. A live run's dir is never touched; a postmaster still running
+/// in a dead run's dir is stopped first. Returns how many were removed.
+fn remove_stale_runs(parent: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with("pgsnapdiff-") {
+            continue;
+        }
+        let Ok(owner) = fs::read_to_string(path.join(OWNER_FILE)) else {
+            continue; // not ours, or just being created
+        };
+        let alive = owner
+            .split_whitespace()
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .and_then(process_identity)
+            .is_some_and(|now| now == owner.trim());
+        if alive {
+            continue;
+        }
+        if let Some(pid) = fs::read_to_string(path.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+        {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&*path.to_string_lossy()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        if fs::remove_dir_all(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 impl Server {
     /// initdb a fresh cluster in a temp dir and start it.
     pub async fn start(binaries: Binaries, opts: &ServerOptions) -> Result<Server> {
@@ -454,6 +513,12 @@ impl Server {
             Some(dir) => dir.clone(),
             None => std::env::temp_dir(),
         };
+        let stale = remove_stale_runs(&parent);
+        if stale > 0 {
+            crate::report::progress(format!(
+                "removed the files of {stale} earlier run(s) that died without cleaning up"
+            ));
+        }
         let dir = tempfile::Builder::new()
             .prefix("pgsnapdiff-")
             .tempdir_in(&parent)
@@ -466,6 +531,7 @@ impl Server {
                     e,
                 )
             })?;
+        write_owner(dir.path())?;
         // The server user must traverse the top dir; only it can read what is inside.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o711))
             .map_err(|e| Error::io("chmod temp dir", e))?;

@@ -1291,3 +1291,188 @@ fn ordinary_dump_with_extensions_owners_and_grants_restores() {
     assert_eq!(doc["data"]["public.accounts"].as_object().unwrap().len(), 2);
     assert_eq!(doc["data"]["public.Audit Log"]["1"]["id"], 1);
 }
+
+// ---------------------------------------------------------------- interruption, timeouts, concurrency
+
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+}
+
+#[test]
+fn sigterm_during_restore_cleans_up_everything() {
+    let ctx = Ctx::new();
+    let child = ctx
+        .command(&[
+            "check",
+            "--dump",
+            s(&fixture("err/slow.sql")),
+            "--downgrade-sql",
+            s(&downgrade_sql()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // psql is restoring (and sleeping in pg_sleep) once it runs with our restricted stdin.
+    wait_for(60, "the restore's psql", || psql_running_under(pid));
+    std::thread::sleep(Duration::from_millis(300));
+    signal(pid, nix::sys::signal::Signal::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    wait_for(10, "no process left", || {
+        processes_mentioning(ctx.work.path()).is_empty()
+    });
+    ctx.assert_clean();
+}
+
+/// A psql (from whichever binaries) running under `pid`.
+fn psql_running_under(pid: u32) -> bool {
+    [
+        "/var/cache/pgsnapdiff/postgresql/",
+        "/usr/lib/postgresql/",
+        "/",
+    ]
+    .iter()
+    .any(|prefix| descendant_running(pid, prefix) && psql_child(pid))
+}
+
+fn psql_child(pid: u32) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| {
+                let c = String::from_utf8_lossy(&c).replace('\0', " ");
+                c.contains("bin/psql") && c.contains("-f -")
+            })
+            .unwrap_or(false)
+            && descendant_running(pid, "")
+    })
+}
+
+#[test]
+fn whole_run_timeout_stops_everything() {
+    let ctx = Ctx::new();
+    let started = Instant::now();
+    let run = ctx.run(&[
+        "check",
+        "--timeout",
+        "4",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-cmd",
+        "sleep 81.25",
+    ]);
+    run.assert_error(&["did not finish within --timeout 4s", "files removed"]);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(processes_running("sleep 81.25").is_empty());
+}
+
+#[test]
+fn kill_9_leaves_nothing_that_blocks_the_next_run() {
+    let ctx = Ctx::new();
+    let child = ctx
+        .command(&[
+            "check",
+            "--dump",
+            s(&sample_dump("onboarding.dump")),
+            "--downgrade-cmd",
+            "sleep 82.75",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_for(60, "the downgrade", || {
+        descendant_running(pid, "sleep 82.75")
+    });
+    signal(pid, nix::sys::signal::Signal::SIGKILL);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), None, "killed by a signal");
+    // The server and the downgrade die with the tool (PR_SET_PDEATHSIG)...
+    wait_for(10, "postgres and the downgrade to exit", || {
+        processes_mentioning(ctx.work.path()).is_empty()
+            && processes_running("sleep 82.75").is_empty()
+    });
+    // ...but its files remain until the next run, which removes them and works.
+    let stale: Vec<_> = std::fs::read_dir(ctx.work.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(stale.len(), 1, "the killed run's temp dir");
+    let run = check_sample(&ctx, "onboarding.dump");
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("removed the files of 1 earlier run(s)"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn concurrent_runs_do_not_collide() {
+    let ctx = Ctx::new();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            ctx.command(&[
+                "check",
+                "--dump",
+                s(&sample_dump("onboarding.dump")),
+                "--downgrade-sql",
+                s(&downgrade_sql()),
+                "--expect-patch",
+                s(&expected_patch()),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("removed the files"));
+    }
+    ctx.assert_clean();
+}
+
+#[test]
+fn inputs_are_never_changed() {
+    let ctx = Ctx::new();
+    let config = rules_config(&ctx);
+    let inputs = [
+        sample_dump("onboarding.dump"),
+        expected_patch(),
+        downgrade_sql(),
+        config.clone(),
+    ];
+    let stamp = |p: &std::path::Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (
+            std::fs::read(p).unwrap(),
+            m.modified().unwrap(),
+            m.permissions(),
+        )
+    };
+    let before: Vec<_> = inputs.iter().map(|p| stamp(p)).collect();
+    let run = ctx.run(&[
+        "check",
+        "-c",
+        s(&config),
+        "--downgrade-sql",
+        s(&downgrade_sql()),
+        "--expect-patch",
+        s(&expected_patch()),
+    ]);
+    run.assert_code(0);
+    let after: Vec<_> = inputs.iter().map(|p| stamp(p)).collect();
+    assert!(before == after, "an input file was modified");
+}

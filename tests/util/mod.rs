@@ -186,6 +186,61 @@ pub fn processes_running(prefix: &str) -> Vec<String> {
     found
 }
 
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Is a descendant of `root` running whose command line starts with `prefix`?
+pub fn descendant_running(root: u32, prefix: &str) -> bool {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if !String::from_utf8_lossy(&cmdline)
+            .replace('\0', " ")
+            .starts_with(prefix)
+        {
+            continue;
+        }
+        let mut p = pid;
+        while let Some(parent) = parent_of(p) {
+            if parent == root {
+                return true;
+            }
+            if parent <= 1 {
+                break;
+            }
+            p = parent;
+        }
+    }
+    false
+}
+
+/// Wait up to `secs` for `cond`.
+pub fn wait_for(secs: u64, what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Command lines of live processes that contain `needle`.
 pub fn processes_mentioning(needle: &Path) -> Vec<String> {
     let needle = needle.to_string_lossy().into_owned();
