@@ -249,6 +249,15 @@ struct PostgresConfig {
     download_timeout: Option<u64>,
 }
 
+fn parse_config(text: &str) -> std::result::Result<FileConfig, toml::de::Error> {
+    toml::from_str(text)
+}
+
+/// Parse config text and report only whether it is valid (for the fuzzer, `scripts/fuzz`).
+pub fn config_text_is_valid(text: &str) -> bool {
+    parse_config(text).is_ok()
+}
+
 /// A loaded config file and the directory its relative paths start from.
 struct Loaded {
     config: FileConfig,
@@ -290,7 +299,7 @@ fn load_config(explicit: Option<&Path>) -> Result<Loaded> {
             },
         )
     })?;
-    let config: FileConfig = toml::from_str(&text).map_err(|e| {
+    let config = parse_config(&text).map_err(|e| {
         let message = e.message().replace('\n', " ");
         let at = e
             .span()

@@ -353,57 +353,67 @@ fn check_dump(ctx: &Ctx, dump: &std::path::Path, extra: &[&str]) -> Run {
     ctx.run(&args)
 }
 
+/// The bad-input matrix: every fixture in tests/fixtures/err, its flags, its exit code and
+/// what its one line must say. A fixture without an entry fails the test.
 #[test]
-fn bad_dumps_each_get_one_clear_line() {
-    let cases: &[(&str, &[&str])] = &[
-        ("err/missing.dump", &["missing.dump: no such file"]),
-        ("err/empty.dump", &["empty.dump: empty file", "re-create"]),
-        ("err/random.bin", &["random.bin: not a pg_dump output"]),
-        (
-            "err/truncated-header.dump",
-            &["truncated", "re-create the dump"],
-        ),
-        (
-            "err/truncated.dump",
-            &["truncated.dump: restore failed", "truncated or corrupt"],
-        ),
-        (
-            "err/truncated.sql",
-            &["truncated.sql: truncated", "dump complete"],
-        ),
-        (
-            "err/no-toc.dir",
-            &["no-toc.dir: a directory without toc.dat"],
-        ),
-        (
-            "err/bad-sql.sql",
-            &["bad-sql.sql: restore failed", "invalid input syntax"],
-        ),
+fn bad_input_matrix() {
+    let pg15 = system_pg_bin();
+    let noop = repo().join("tests/fixtures/ok/noop.sql");
+    let rule =
+        "onboarding_states /step_data/_migration_metadata /current_step=/original_current_step";
+    #[rustfmt::skip]
+    let cases: &[(&str, &[&str], i32, &[&str])] = &[
+        ("missing.dump", &[], 2, &["missing.dump: no such file"]),
+        ("empty.dump", &[], 2, &["empty.dump: empty file", "re-create"]),
+        ("random.bin", &[], 2, &["random.bin: not a pg_dump output"]),
+        ("truncated-header.dump", &[], 2, &["truncated", "re-create the dump"]),
+        ("truncated.dump", &[], 2, &["truncated.dump: restore failed", "truncated or corrupt"]),
+        ("truncated.sql", &[], 2, &["truncated.sql: truncated", "dump complete"]),
+        ("no-toc.dir", &[], 2, &["no-toc.dir: a directory without toc.dat"]),
+        ("bad-sql.sql", &[], 2, &["bad-sql.sql: restore failed", "invalid input syntax"]),
+        ("pg16.dump", &["--pg-bin", s(&pg15)], 2, &["written by pg_dump 16", "--pg-version 16"]),
+        ("pg16.sql", &["--pg-bin", s(&pg15)], 2, &["written by pg_dump 16", "--pg-version 16"]),
+        ("slow.sql", &["--timeout", "5"], 2, &["did not finish within --timeout 5s"]),
+        ("jsonb-not-object.sql", &["--metadata-rule", rule], 1, &["rule matched no rows"]),
+        ("no-primary-key.sql", &[], 0, &["public.events has no primary key"]),
+        ("unknown-key.toml", &[], 2, &["invalid config (line 2)", "unknown field `expect_pach`"]),
+        ("bad-pointer.toml", &[], 2, &["\"step_data/_migration_metadata\" is not a JSON Pointer"]),
     ];
-    for (rel, needles) in cases {
-        let ctx = Ctx::new();
-        let path = fixture(rel);
-        let before = path.exists().then(|| tree_bytes(&path));
-        let run = check_dump(&ctx, &path, &[]);
-        run.assert_error(needles);
-        assert_eq!(run.error_line().lines().count(), 1);
-        if let Some(before) = before {
-            assert_eq!(before, tree_bytes(&path), "{rel} was modified");
-        }
+    let dir = fixture("err");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.push("missing.dump".into());
+    for file in &files {
+        assert!(
+            cases.iter().any(|c| c.0 == file),
+            "no expectation for tests/fixtures/err/{file}"
+        );
     }
-}
-
-#[test]
-fn dump_from_a_newer_postgres_names_the_version_to_use() {
-    for rel in ["err/pg16.dump", "err/pg16.sql"] {
+    for (file, extra, code, needles) in cases {
         let ctx = Ctx::new();
-        let pg15 = system_pg_bin();
-        let run = check_dump(&ctx, &fixture(rel), &["--pg-bin", s(&pg15)]);
-        run.assert_error(&[
-            "written by pg_dump 16",
-            "newer than the PostgreSQL 15",
-            "--pg-version 16",
-        ]);
+        let path = dir.join(file);
+        let before = path.exists().then(|| tree_bytes(&path));
+        let mut args = vec!["check"];
+        if file.ends_with(".toml") {
+            args.extend(["-c", s(&path)]);
+        } else {
+            args.extend(["--dump", s(&path), "--downgrade-sql", s(&noop)]);
+        }
+        args.extend_from_slice(extra);
+        let run = ctx.run(&args);
+        assert_eq!(run.code, *code, "{file}: {run:?}");
+        let said = match code {
+            2 => run.error_line().to_string(),
+            _ => format!("{}{}", run.stdout, run.stderr),
+        };
+        for needle in *needles {
+            assert!(said.contains(needle), "{file}: lacks {needle:?}: {said}");
+        }
+        if let Some(before) = before {
+            assert_eq!(before, tree_bytes(&path), "{file} was modified");
+        }
     }
 }
 
