@@ -1486,3 +1486,25 @@ fn inputs_are_never_changed() {
     let after: Vec<_> = inputs.iter().map(|p| stamp(p)).collect();
     assert!(before == after, "an input file was modified");
 }
+
+#[test]
+fn uuid_ossp_dump_restores_as_the_unprivileged_owner() {
+    // On the system's PostgreSQL: the theseus 16 build's uuid-ossp needs libossp-uuid16
+    // (README "Known limits").
+    let ctx = Ctx::new();
+    let out = ctx.path("snap.json");
+    let pg15 = system_pg_bin();
+    let run = ctx.run(&[
+        "snapshot",
+        "--pg-bin",
+        s(&pg15),
+        "--dump",
+        s(&fixture("ok/uuid-ossp.sql")),
+        "-o",
+        s(&out),
+    ]);
+    run.assert_code(0);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(doc["schema"]["extensions"]["uuid-ossp"].is_string());
+    assert!(doc["data"]["public.devices"]["6f1c0e2a-4b8d-4c3e-9a7f-2d5e8b1c0f3a"].is_object());
+}
