@@ -395,6 +395,7 @@ fn input_plan(args: &InputArgs, loaded: &Loaded) -> Result<InputPlan> {
                 .work_dir
                 .clone()
                 .or_else(|| pg.and_then(|p| loaded.path(&p.work_dir))),
+            space_needed: 0,
         },
     })
 }

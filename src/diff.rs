@@ -234,20 +234,22 @@ pub fn diff_values(
         return Ok(0);
     }
     let patch = json_patch::diff(before, after);
-    for op in &patch.0 {
+    let n = patch.0.len() as u64;
+    for op in patch.0 {
         sink.op(&prefixed(prefix, op))?;
     }
-    Ok(patch.0.len() as u64)
+    Ok(n)
 }
 
-fn prefixed(prefix: &Pointer, op: &PatchOperation) -> PatchOperation {
+/// The operation with `prefix` before its paths; values are moved, not cloned.
+fn prefixed(prefix: &Pointer, op: PatchOperation) -> PatchOperation {
     let p = |path: &Pointer| prefix.concat(path);
     match op {
-        PatchOperation::Add(o) => add(p(&o.path), o.value.clone()),
+        PatchOperation::Add(o) => add(p(&o.path), o.value),
         PatchOperation::Remove(o) => remove(p(&o.path)),
         PatchOperation::Replace(o) => PatchOperation::Replace(json_patch::ReplaceOperation {
             path: p(&o.path),
-            value: o.value.clone(),
+            value: o.value,
         }),
         PatchOperation::Move(o) => PatchOperation::Move(json_patch::MoveOperation {
             from: p(&o.from),
@@ -259,7 +261,7 @@ fn prefixed(prefix: &Pointer, op: &PatchOperation) -> PatchOperation {
         }),
         PatchOperation::Test(o) => PatchOperation::Test(json_patch::TestOperation {
             path: p(&o.path),
-            value: o.value.clone(),
+            value: o.value,
         }),
     }
 }

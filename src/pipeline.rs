@@ -49,7 +49,9 @@ async fn boot_and_restore(
         bins.origin,
         bins.bin_dir.display()
     ));
-    let server = Server::start(bins, &input.server).await?;
+    let mut server_opts = input.server.clone();
+    server_opts.space_needed = dump.space_estimate();
+    let server = Server::start(bins, &server_opts).await?;
     phases.push(("boot", started.elapsed()));
 
     let started = Instant::now();

@@ -54,6 +54,16 @@ pub struct Dump {
 }
 
 impl Dump {
+    /// A generous guess of the disk a restore of this dump takes: custom and tar archives
+    /// are compressed, and every run holds two or three copies of the database.
+    pub fn space_estimate(&self) -> u64 {
+        let size = dir_size(&self.path);
+        match self.format {
+            Format::Plain { gzip: false } => size.saturating_mul(4),
+            _ => size.saturating_mul(20),
+        }
+    }
+
     pub fn pg_dump_major(&self) -> Option<u32> {
         self.pg_dump_version
             .as_deref()
@@ -194,6 +204,16 @@ fn gzip_tail(path: &Path) -> Result<Vec<u8>> {
         if tail.len() > TAIL as usize {
             tail.drain(..tail.len() - TAIL as usize);
         }
+    }
+}
+
+fn dir_size(path: &Path) -> u64 {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .map(|entries| entries.flatten().map(|e| dir_size(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
     }
 }
 
