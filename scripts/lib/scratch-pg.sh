@@ -5,7 +5,7 @@
 
 scratch_pg_start() {
   SCRATCH_BIN="$1"
-  SCRATCH_DIR=$(mktemp -d)
+  SCRATCH_DIR=$(mktemp -d -p "${SCRATCH_PARENT:-${TMPDIR:-/tmp}}")
   chmod 711 "$SCRATCH_DIR"
   SCRATCH_AS=()
   if [ "$(id -u)" = 0 ]; then

@@ -1,0 +1,118 @@
+"""Measurements for scripts/bench (see there). Prints figures; exits non-zero only when the
+tool fails or a correctness check at scale does not hold."""
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+tool, pg_bin, dump, after_dump, downgrade, breaks, runs, rows, work = sys.argv[1:10]
+runs = int(runs)
+med = statistics.median
+RULE = ("public.onboarding_states /step_data/_migration_metadata "
+        "/current_step=/original_current_step /step_data=/original_step_data")
+
+
+def run_measured(args):
+    """Run the tool; return (wall seconds, peak RSS MiB of the pgsnapdiff process, stdout)."""
+    start = time.monotonic()
+    p = subprocess.Popen([tool, *args], stdout=subprocess.PIPE, text=True)
+    peak = [0]
+
+    def sample():  # VmHWM of pgsnapdiff itself, not its postgres children, every 20 ms
+        while True:
+            try:
+                with open(f"/proc/{p.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            peak[0] = max(peak[0], int(line.split()[1]))
+            except (FileNotFoundError, ProcessLookupError):
+                return
+            time.sleep(0.02)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    out, _ = p.communicate()
+    t.join()
+    return time.monotonic() - start, peak[0] / 1024, out, p.returncode
+
+
+def check_args(sql, tmp, extra=()):
+    return ["check", "-q", "--config", "/dev/null", "--dump", dump, "--downgrade-sql", sql,
+            "--pg-bin", pg_bin, "--work-dir", work, "--metadata-rule", RULE,
+            "-o", os.path.join(tmp, "patch.json"), *extra]
+
+
+def bare(cmd):
+    start = time.monotonic()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.monotonic() - start
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    phases, totals, rss = {}, [], []
+    for _ in range(runs):
+        wall, peak, out, code = run_measured(check_args(downgrade, tmp))
+        if code != 0:
+            sys.exit(f"pgsnapdiff check exited {code} on the correct downgrade:\n{out}")
+        totals.append(wall)
+        rss.append(peak)
+        timing = next(l for l in out.splitlines() if l.startswith("timing"))
+        for name, secs in re.findall(r"([\w+ ]+?) ([\d.]+)s", timing.removeprefix("timing")):
+            phases.setdefault(name.strip(" ,"), []).append(float(secs))
+        ops = re.search(r"patch\s+(\d+) operations", out).group(1)
+
+    restore, down = [], []
+    for i in range(runs):
+        db = f"bare{i}"
+        subprocess.run([f"{pg_bin}/createdb", db], check=True)
+        restore.append(bare([f"{pg_bin}/pg_restore", "--no-owner", "--no-privileges", "-d", db, dump]))
+        down.append(bare([f"{pg_bin}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-d", db,
+                          "-f", downgrade]))
+        subprocess.run([f"{pg_bin}/dropdb", db], check=True)
+
+    # Snapshot files of both states (once), then the pure file diff.
+    snaps = []
+    for name, d in (("before", dump), ("after", after_dump)):
+        path = f"{os.path.splitext(d)[0]}.{name}.json"
+        if not os.path.exists(path):
+            subprocess.run([tool, "snapshot", "-q", "--config", "/dev/null", "--dump", d,
+                            "--pg-bin", pg_bin, "--work-dir", work,
+                            "--table", "public.onboarding_states", "-o", path], check=True)
+        snaps.append(path)
+    diff_times, diff_rss = [], []
+    for _ in range(runs):
+        wall, peak, _, code = run_measured(["diff", "-q", *snaps, "-o", os.path.join(tmp, "d.json")])
+        if code not in (0, 1):
+            sys.exit(f"pgsnapdiff diff exited {code}")
+        diff_times.append(wall)
+        diff_rss.append(peak)
+
+    # Correctness at scale: exactly the 10 broken rows.
+    result = os.path.join(tmp, "result.json")
+    _, _, out, code = run_measured(check_args(breaks, tmp, ["--result-out", result]))
+    with open(result) as f:
+        doc = json.load(f)
+    keys = sorted({int(x["key"]) for x in doc["findings"] if x["rule"] == "metadata-restored"})
+    broken_ok = code == 1 and keys == list(range(1001, 1011))
+
+print(f"\n{rows} rows, {os.path.getsize(dump) / 2**20:.1f} MiB custom dump, {runs} runs (medians), "
+      f"{ops} patch operations, work dir {work}")
+for name, values in phases.items():
+    print(f"  {name:<12} {med(values):7.2f} s")
+print(f"  {'tool total':<12} {med(totals):7.2f} s   (wall, including binary resolution and cleanup)")
+print(f"  {'peak RSS':<12} {med(rss):7.1f} MiB (pgsnapdiff process, VmHWM)")
+print(f"  bare pg_restore {med(restore):.2f} s, bare downgrade {med(down):.2f} s")
+print(f"  overhead = {med(totals) / (med(restore) + med(down)):.2f}x")
+rows_n = int(rows)
+print(f"  pgsnapdiff diff of two {rows_n}-row snapshot files: {med(diff_times):.2f} s = "
+      f"{rows_n / med(diff_times) / 1000:.0f}k rows/s, peak RSS {med(diff_rss):.1f} MiB")
+print(f"  correctness: correct downgrade proven; 10 broken rows reported as "
+      f"{'exactly those 10' if broken_ok else f'{keys[:20]} (exit {code}) - WRONG'}")
+if not broken_ok:
+    sys.exit(1)
