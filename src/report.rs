@@ -38,13 +38,43 @@ pub fn secs(d: Duration) -> String {
 
 /// An output file written under a temp name and renamed into place on `commit`. Dropped
 /// without commit (error, interrupt), the temp file is removed and the target untouched.
+///
+/// Only regular files are replaced: a device, FIFO or socket (`-o /dev/null`, `-o /dev/stdout`)
+/// is written in place, since renaming over it would destroy it (as root, even /dev/null); a
+/// symlink keeps pointing where it did, and the file it points to is replaced.
 pub struct AtomicFile {
     target: PathBuf,
-    file: BufWriter<tempfile::NamedTempFile>,
+    out: Output,
+}
+
+enum Output {
+    Temp(BufWriter<tempfile::NamedTempFile>),
+    InPlace(BufWriter<std::fs::File>),
 }
 
 impl AtomicFile {
     pub fn create(target: &Path) -> Result<Self> {
+        let err = |e| Error::io(format!("cannot write {}", target.display()), e);
+        if let Ok(meta) = std::fs::metadata(target)
+            && !meta.is_file()
+        {
+            if meta.is_dir() {
+                return Err(Error::input(
+                    target,
+                    "is a directory; give a file name to write",
+                ));
+            }
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(target)
+                .map_err(err)?;
+            return Ok(AtomicFile {
+                target: target.to_path_buf(),
+                out: Output::InPlace(BufWriter::new(file)),
+            });
+        }
+        // Through a symlink to an existing file: replace that file, keep the link.
+        let target = std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf());
         let dir = target
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -55,32 +85,38 @@ impl AtomicFile {
             .tempfile_in(dir)
             .map_err(|e| Error::io(format!("cannot write in {}", dir.display()), e))?;
         Ok(AtomicFile {
-            target: target.to_path_buf(),
-            file: BufWriter::new(file),
+            target,
+            out: Output::Temp(BufWriter::new(file)),
         })
     }
 
     pub fn commit(self) -> Result<()> {
         let target = self.target;
-        let file = self
-            .file
-            .into_inner()
-            .map_err(|e| Error::io(format!("writing {}", target.display()), e.into_error()))?;
-        file.as_file()
-            .sync_all()
-            .map_err(|e| Error::io(format!("writing {}", target.display()), e))?;
-        file.persist(&target)
-            .map_err(|e| Error::io(format!("writing {}", target.display()), e.error))?;
-        Ok(())
+        let err = |e| Error::io(format!("writing {}", target.display()), e);
+        match self.out {
+            Output::InPlace(mut file) => file.flush().map_err(err),
+            Output::Temp(file) => {
+                let file = file.into_inner().map_err(|e| err(e.into_error()))?;
+                file.as_file().sync_all().map_err(err)?;
+                file.persist(&target).map_err(|e| err(e.error))?;
+                Ok(())
+            }
+        }
     }
 }
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
+        match &mut self.out {
+            Output::Temp(f) => f.write(buf),
+            Output::InPlace(f) => f.write(buf),
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        match &mut self.out {
+            Output::Temp(f) => f.flush(),
+            Output::InPlace(f) => f.flush(),
+        }
     }
 }
 

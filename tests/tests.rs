@@ -1508,3 +1508,66 @@ fn uuid_ossp_dump_restores_as_the_unprivileged_owner() {
     assert!(doc["schema"]["extensions"]["uuid-ossp"].is_string());
     assert!(doc["data"]["public.devices"]["6f1c0e2a-4b8d-4c3e-9a7f-2d5e8b1c0f3a"].is_object());
 }
+
+#[test]
+fn output_to_a_fifo_or_symlink_never_replaces_it() {
+    // `-o /dev/null` as root once renamed a temp file over /dev/null. A FIFO stands in for
+    // the device here, so that a regression cannot damage the machine running the tests.
+    let ctx = Ctx::new();
+    let fifo = ctx.path("patch.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-sql",
+        s(&downgrade_sql()),
+        "-o",
+        s(&fifo),
+    ]);
+    if run.code != 0 {
+        // Unblock the reader (it waits for a writer) before failing.
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo);
+    }
+    let written = reader.join().unwrap();
+    run.assert_code(0);
+    assert_eq!(written, std::fs::read_to_string(expected_patch()).unwrap());
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "the FIFO was replaced"
+    );
+
+    let real = ctx.path("real.json");
+    std::fs::write(&real, "old").unwrap();
+    let link = ctx.path("link.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-sql",
+        s(&downgrade_sql()),
+        "-o",
+        s(&link),
+    ]);
+    run.assert_code(0);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&real).unwrap(),
+        std::fs::read_to_string(expected_patch()).unwrap()
+    );
+}
