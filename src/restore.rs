@@ -355,6 +355,11 @@ pub async fn restore(server: &Server, dump: &Dump, dbname: &str) -> Result<()> {
         Format::Custom | Format::Directory | Format::Tar => {
             let mut cmd = Command::new(bins.tool("pg_restore"));
             cmd.args(["--exit-on-error", "--no-owner", "--no-privileges"]);
+            // Parallel jobs need a seekable archive: custom or directory, not tar.
+            let jobs = restore_jobs();
+            if jobs > 1 && matches!(dump.format, Format::Custom | Format::Directory) {
+                cmd.arg(format!("--jobs={jobs}"));
+            }
             cmd.args(["-d", &conn.conninfo(dbname)]);
             cmd.arg(&dump.path);
             (cmd, None)
@@ -376,6 +381,19 @@ pub async fn restore(server: &Server, dump: &Dump, dbname: &str) -> Result<()> {
         return Ok(());
     }
     Err(restore_error(dump, bins, &captured.output))
+}
+
+/// pg_restore jobs: one per core, at most 4 (`PGSNAPDIFF_RESTORE_JOBS` overrides; 1 = serial).
+fn restore_jobs() -> usize {
+    std::env::var("PGSNAPDIFF_RESTORE_JOBS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get().min(4))
+                .unwrap_or(1)
+        })
+        .max(1)
 }
 
 /// A plain dump's text, decompressed if need be.
