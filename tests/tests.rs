@@ -89,12 +89,7 @@ fn format_is_detected_from_content_not_name() {
 fn downgrade_that_loses_a_row_is_not_proven_and_names_the_row() {
     let ctx = Ctx::new();
     let lossy = fixture("onboarding/broken/deletes-row.sql");
-    let run = check_with(
-        &ctx,
-        s(&sample_dump("onboarding.dump")),
-        s(&lossy),
-        &["--expect-patch", s(&expected_patch())],
-    );
+    let run = check_vs_baseline(&ctx, &lossy);
     run.assert_code(1);
     let lost = r#"{"op":"remove","path":"/data/public.onboarding_states/7"}"#;
     run.assert_stdout("FAIL  expected patch");
@@ -127,12 +122,7 @@ fn rows_preserved_rule_catches_loss_without_an_expected_patch() {
 fn downgrade_leaving_data_unrestored_reports_missing_operations() {
     let ctx = Ctx::new();
     let broken = fixture("onboarding/broken/forgets-step-data.sql");
-    let run = check_with(
-        &ctx,
-        s(&sample_dump("onboarding.dump")),
-        s(&broken),
-        &["--expect-patch", s(&expected_patch())],
-    );
+    let run = check_vs_baseline(&ctx, &broken);
     run.assert_code(1);
     // Row 4's step_4 should have come back from the metadata.
     run.assert_stdout(r#"missing     {"op":"add","path":"/data/public.onboarding_states/4/step_data/step_4","value":{"target_weight_kg":75.0}}"#);
@@ -288,46 +278,15 @@ fn server_runs_unprivileged_on_loopback_with_a_private_data_dir_and_a_password()
 #[test]
 fn hung_downgrade_is_killed_at_the_timeout() {
     let ctx = Ctx::new();
-    let started = Instant::now();
-    let run = ctx.run(&[
-        "check",
-        "--dump",
-        s(&sample_dump("onboarding.dump")),
-        "--downgrade-cmd",
-        "sleep 78.25",
-        "--downgrade-timeout",
-        "1",
-    ]);
+    let run = hanging_downgrade(&ctx, "78.25", &["--downgrade-timeout", "1"]);
     run.assert_error(&["did not finish within 1s", "killed"]);
-    assert!(started.elapsed() < Duration::from_secs(30));
-    assert!(processes_running("sleep 78.25").is_empty());
 }
 
 #[test]
 fn sigint_during_downgrade_cleans_up_everything() {
     let ctx = Ctx::new();
-    let child = ctx
-        .command(&[
-            "check",
-            "--dump",
-            s(&sample_dump("onboarding.dump")),
-            "--downgrade-cmd",
-            "sleep 79.5",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while processes_running("sleep 79.5").is_empty() {
-        assert!(Instant::now() < deadline, "downgrade never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    let child = spawn_hanging(&ctx, "79.5");
+    signal(child.id(), nix::sys::signal::Signal::SIGINT);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -337,6 +296,18 @@ fn sigint_during_downgrade_cleans_up_everything() {
 }
 
 // ---------------------------------------------------------------- bad inputs
+
+/// The sample dump, this downgrade, the committed expected patch.
+fn check_vs_baseline(ctx: &Ctx, downgrade: &std::path::Path) -> Run {
+    let dump = sample_dump("onboarding.dump");
+    let baseline = expected_patch();
+    check_with(
+        ctx,
+        s(&dump),
+        s(downgrade),
+        &["--expect-patch", s(&baseline)],
+    )
+}
 
 /// `check --dump DUMP --downgrade-sql SQL EXTRA...`
 fn check_with(ctx: &Ctx, dump: &str, sql: &str, extra: &[&str]) -> Run {
@@ -351,6 +322,38 @@ fn check_dump(ctx: &Ctx, dump: &std::path::Path, extra: &[&str]) -> Run {
     args.push(s(&sql));
     args.extend_from_slice(extra);
     ctx.run(&args)
+}
+
+/// A check of the sample whose downgrade is `sleep SECS` (SECS unique per test, so its
+/// process can be found), with `extra` flags; asserts afterwards that no sleep is left.
+fn hanging_downgrade(ctx: &Ctx, secs: &str, extra: &[&str]) -> Run {
+    let sleep = format!("sleep {secs}");
+    let dump = sample_dump("onboarding.dump");
+    let mut args = vec!["check", "--dump", s(&dump), "--downgrade-cmd", &sleep];
+    args.extend_from_slice(extra);
+    let started = Instant::now();
+    let run = ctx.run(&args);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(
+        processes_running(&sleep).is_empty(),
+        "{sleep} outlived the run"
+    );
+    run
+}
+
+/// Spawn that check in the background and wait until its downgrade is running.
+fn spawn_hanging(ctx: &Ctx, secs: &str) -> std::process::Child {
+    let sleep = format!("sleep {secs}");
+    let dump = sample_dump("onboarding.dump");
+    let child = ctx
+        .command(&["check", "--dump", s(&dump), "--downgrade-cmd", &sleep])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_for(60, "the downgrade", || descendant_running(pid, &sleep));
+    child
 }
 
 /// The bad-input matrix: every fixture in tests/fixtures/err, its flags, its exit code and
@@ -1364,40 +1367,15 @@ fn psql_child(pid: u32) -> bool {
 #[test]
 fn whole_run_timeout_stops_everything() {
     let ctx = Ctx::new();
-    let started = Instant::now();
-    let run = ctx.run(&[
-        "check",
-        "--timeout",
-        "4",
-        "--dump",
-        s(&sample_dump("onboarding.dump")),
-        "--downgrade-cmd",
-        "sleep 81.25",
-    ]);
+    let run = hanging_downgrade(&ctx, "81.25", &["--timeout", "4"]);
     run.assert_error(&["did not finish within --timeout 4s", "files removed"]);
-    assert!(started.elapsed() < Duration::from_secs(30));
-    assert!(processes_running("sleep 81.25").is_empty());
 }
 
 #[test]
 fn kill_9_leaves_nothing_that_blocks_the_next_run() {
     let ctx = Ctx::new();
-    let child = ctx
-        .command(&[
-            "check",
-            "--dump",
-            s(&sample_dump("onboarding.dump")),
-            "--downgrade-cmd",
-            "sleep 82.75",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_hanging(&ctx, "82.75");
     let pid = child.id();
-    wait_for(60, "the downgrade", || {
-        descendant_running(pid, "sleep 82.75")
-    });
     signal(pid, nix::sys::signal::Signal::SIGKILL);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), None, "killed by a signal");
