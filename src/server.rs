@@ -815,11 +815,6 @@ impl Server {
         Ok(client)
     }
 
-    /// The directory of this run's temp files (removed with the server).
-    pub fn work_dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// Stop the postmaster: SIGINT (fast shutdown), then SIGKILL after 10 s.
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
