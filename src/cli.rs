@@ -166,6 +166,8 @@ pub struct InputArgs {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    timeout: Option<u64>,
+    quiet: Option<bool>,
     dump: Option<PathBuf>,
     tables: Option<Vec<String>>,
     expect_patch: Option<PathBuf>,
@@ -340,6 +342,10 @@ pub struct RoundTripPlan {
 
 #[derive(Debug, Clone)]
 pub struct InputPlan {
+    /// The whole run's limit (`--timeout` / `timeout`).
+    pub timeout: Option<Duration>,
+    /// No progress lines (`--quiet` / `quiet`).
+    pub quiet: bool,
     pub dump: PathBuf,
     pub tables: Vec<String>,
     pub binaries: BinaryOptions,
@@ -352,7 +358,7 @@ pub struct SnapshotPlan {
     pub out: Option<PathBuf>,
 }
 
-fn input_plan(args: &InputArgs, loaded: &Loaded) -> Result<InputPlan> {
+fn input_plan(args: &InputArgs, globals: &Globals, loaded: &Loaded) -> Result<InputPlan> {
     let file = &loaded.config;
     let pg = file.postgres.as_ref();
     let dump = args
@@ -370,6 +376,8 @@ fn input_plan(args: &InputArgs, loaded: &Loaded) -> Result<InputPlan> {
         args.tables.clone()
     };
     Ok(InputPlan {
+        timeout: globals.timeout.or(file.timeout).map(Duration::from_secs),
+        quiet: globals.quiet || file.quiet.unwrap_or(false),
         dump,
         tables,
         binaries: BinaryOptions {
@@ -400,9 +408,25 @@ fn input_plan(args: &InputArgs, loaded: &Loaded) -> Result<InputPlan> {
     })
 }
 
-pub fn check_plan(args: &CheckArgs) -> Result<CheckPlan> {
+/// The flags that apply to every command.
+#[derive(Debug, Clone, Copy)]
+pub struct Globals {
+    pub quiet: bool,
+    pub timeout: Option<u64>,
+}
+
+impl Cli {
+    pub fn globals(&self) -> Globals {
+        Globals {
+            quiet: self.quiet,
+            timeout: self.timeout,
+        }
+    }
+}
+
+pub fn check_plan(args: &CheckArgs, globals: &Globals) -> Result<CheckPlan> {
     let loaded = load_config(args.input.config.as_deref())?;
-    let input = input_plan(&args.input, &loaded)?;
+    let input = input_plan(&args.input, globals, &loaded)?;
     let file = loaded.config.downgrade.as_ref();
     let downgrade = if !args.downgrade_sql.is_empty() {
         Step::Sql(args.downgrade_sql.clone())
@@ -655,10 +679,10 @@ fn command_spec(
     }
 }
 
-pub fn snapshot_plan(args: &SnapshotArgs) -> Result<SnapshotPlan> {
+pub fn snapshot_plan(args: &SnapshotArgs, globals: &Globals) -> Result<SnapshotPlan> {
     let loaded = load_config(args.input.config.as_deref())?;
     Ok(SnapshotPlan {
-        input: input_plan(&args.input, &loaded)?,
+        input: input_plan(&args.input, globals, &loaded)?,
         out: args.out.clone(),
     })
 }

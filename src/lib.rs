@@ -15,6 +15,7 @@ pub mod server;
 pub mod snapshot;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
@@ -49,36 +50,54 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Race the command against SIGINT/SIGTERM and `--timeout`: then the command's future is
-/// dropped, which stops the server, kills child processes and removes temp files before we exit.
+/// Race the command against SIGINT/SIGTERM (and, in `run`, its timeout): then the command's
+/// future is dropped, which stops the server, kills child processes and removes temp files
+/// before we exit.
 async fn run_until_signal(cli: Cli) -> Result<bool> {
     let mut int =
         signal(SignalKind::interrupt()).map_err(|e| Error::io("installing SIGINT handler", e))?;
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| Error::io("installing SIGTERM handler", e))?;
-    let limit = cli.timeout.map(std::time::Duration::from_secs);
-    let deadline = async {
-        match limit {
-            Some(limit) => tokio::time::sleep(limit).await,
-            None => std::future::pending().await,
-        }
-    };
     tokio::select! {
         result = run(cli) => result,
         _ = int.recv() => Err(Error::Interrupted("SIGINT")),
         _ = term.recv() => Err(Error::Interrupted("SIGTERM")),
-        _ = deadline => Err(Error::TimedOut(limit.unwrap_or_default().as_secs())),
     }
 }
 
 pub async fn run(cli: Cli) -> Result<bool> {
+    let globals = cli.globals();
     match &cli.command {
-        Cmd::Check(args) => pipeline::check(&cli::check_plan(args)?).await,
-        Cmd::Snapshot(args) => pipeline::snapshot(&cli::snapshot_plan(args)?)
-            .await
-            .map(|()| true),
-        Cmd::Diff(args) => {
-            pipeline::diff_files(&args.before, &args.after, args.out.as_deref()).await
+        Cmd::Check(args) => {
+            let plan = cli::check_plan(args, &globals)?;
+            report::set_quiet(plan.input.quiet);
+            within(plan.input.timeout, pipeline::check(&plan)).await
         }
+        Cmd::Snapshot(args) => {
+            let plan = cli::snapshot_plan(args, &globals)?;
+            report::set_quiet(plan.input.quiet);
+            within(plan.input.timeout, async {
+                pipeline::snapshot(&plan).await.map(|()| true)
+            })
+            .await
+        }
+        Cmd::Diff(args) => {
+            let limit = globals.timeout.map(Duration::from_secs);
+            within(
+                limit,
+                pipeline::diff_files(&args.before, &args.after, args.out.as_deref()),
+            )
+            .await
+        }
+    }
+}
+
+/// `work`, or `Error::TimedOut` once `limit` has passed; dropping `work` cleans up after it.
+async fn within(limit: Option<Duration>, work: impl Future<Output = Result<bool>>) -> Result<bool> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, work)
+            .await
+            .unwrap_or(Err(Error::TimedOut(limit.as_secs()))),
+        None => work.await,
     }
 }

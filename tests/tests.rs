@@ -1369,6 +1369,16 @@ fn whole_run_timeout_stops_everything() {
     let ctx = Ctx::new();
     let run = hanging_downgrade(&ctx, "81.25", &["--timeout", "4"]);
     run.assert_error(&["did not finish within --timeout 4s", "files removed"]);
+    // The same from pgsnapdiff.toml, with `quiet` there too.
+    let config = ctx.path("timeout.toml");
+    std::fs::write(&config, "timeout = 3\nquiet = true\n").unwrap();
+    let run = hanging_downgrade(&ctx, "81.75", &["-c", s(&config)]);
+    run.assert_error(&["did not finish within --timeout 3s"]);
+    assert!(
+        !run.stderr.contains("pgsnapdiff: starting"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
