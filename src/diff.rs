@@ -45,6 +45,11 @@ pub trait DiffSink {
     fn op(&mut self, _op: &PatchOperation) -> Result<()> {
         Ok(())
     }
+    /// Does this sink need `row` for rows that did not change? If no sink does, equal rows
+    /// are skipped without being parsed.
+    fn wants_rows(&self, _table: &str) -> bool {
+        false
+    }
 }
 
 /// Sends everything to several sinks, in order.
@@ -72,6 +77,9 @@ impl DiffSink for Tee<'_> {
     }
     fn op(&mut self, op: &PatchOperation) -> Result<()> {
         self.0.iter_mut().try_for_each(|s| s.op(op))
+    }
+    fn wants_rows(&self, table: &str) -> bool {
+        self.0.iter().any(|s| s.wants_rows(table))
     }
 }
 
@@ -136,9 +144,12 @@ pub async fn diff(
             Ordering::Less => {
                 // Table gone after: one op; rows counted and shown to the row hooks.
                 sink.table(&table, true, false)?;
-                while let Some((key, value)) = before.next_row().await? {
+                let wanted = sink.wants_rows(&table);
+                while let Some((key, text)) = before.next_row().await? {
                     counts.rows_before += 1;
-                    sink.row(&table, &key, Some(&value), None)?;
+                    if wanted {
+                        sink.row(&table, &key, Some(&text.parse(&table, &key)?), None)?;
+                    }
                 }
                 sink.op(&remove(table_path))?;
                 summary.data_ops += 1;
@@ -148,7 +159,8 @@ pub async fn diff(
                 sink.table(&table, false, true)?;
                 sink.op(&add(table_path.clone(), Value::Object(Map::new())))?;
                 summary.data_ops += 1;
-                while let Some((key, value)) = after.next_row().await? {
+                while let Some((key, text)) = after.next_row().await? {
+                    let value = text.parse(&table, &key)?;
                     counts.rows_after += 1;
                     counts.added += 1;
                     sink.row(&table, &key, None, Some(&value))?;
@@ -179,6 +191,7 @@ async fn merge_rows(
     sink: &mut dyn DiffSink,
 ) -> Result<u64> {
     let mut ops = 0;
+    let wanted = sink.wants_rows(table);
     let mut rb: Option<Row> = before.next_row().await?;
     let mut ra: Option<Row> = after.next_row().await?;
     counts.rows_before += rb.is_some() as u64;
@@ -191,25 +204,31 @@ async fn merge_rows(
             (Some((kb, _)), Some((ka, _))) => kb.cmp(ka),
         };
         if order != Ordering::Greater {
-            let (key, vb) = rb.take().expect("before row present");
-            let row_path = child(table_path, &key);
+            let (key, tb) = rb.take().expect("before row present");
             if order == Ordering::Less {
+                let vb = tb.parse(table, &key)?;
                 counts.removed += 1;
                 sink.row(table, &key, Some(&vb), None)?;
-                sink.op(&remove(row_path))?;
+                sink.op(&remove(child(table_path, &key)))?;
                 ops += 1;
             } else {
-                let (_, va) = ra.take().expect("after row present");
-                sink.row(table, &key, Some(&vb), Some(&va))?;
-                let n = diff_values(&row_path, &vb, &va, sink)?;
-                counts.changed += (n > 0) as u64;
-                ops += n;
+                let (_, ta) = ra.take().expect("after row present");
+                // Equal text is equal data: nothing to parse unless a rule reads the row.
+                if tb != ta || wanted {
+                    let vb = tb.parse(table, &key)?;
+                    let va = ta.parse(table, &key)?;
+                    sink.row(table, &key, Some(&vb), Some(&va))?;
+                    let n = diff_values(&child(table_path, &key), &vb, &va, sink)?;
+                    counts.changed += (n > 0) as u64;
+                    ops += n;
+                }
             }
             rb = before.next_row().await?;
             counts.rows_before += rb.is_some() as u64;
         }
         if order == Ordering::Greater {
-            let (key, va) = ra.take().expect("after row present");
+            let (key, ta) = ra.take().expect("after row present");
+            let va = ta.parse(table, &key)?;
             counts.added += 1;
             sink.row(table, &key, None, Some(&va))?;
             sink.op(&add(child(table_path, &key), va))?;

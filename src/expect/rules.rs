@@ -238,6 +238,10 @@ impl MetadataRestored {
 }
 
 impl DiffSink for MetadataRestored {
+    fn wants_rows(&self, table: &str) -> bool {
+        table == self.spec.table
+    }
+
     fn table(&mut self, name: &str, before: bool, _after: bool) -> Result<()> {
         if name == self.spec.table && before {
             self.table_seen = true;
@@ -494,6 +498,10 @@ impl AfterState {
 }
 
 impl DiffSink for AfterState {
+    fn wants_rows(&self, table: &str) -> bool {
+        self.pending.keys().any(|(t, _)| t == table)
+    }
+
     fn header(&mut self, _before: &Header, after: &Header) -> Result<()> {
         let mut doc = Map::new();
         doc.insert("alembic_version".into(), after.alembic_version.clone());

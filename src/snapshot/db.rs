@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use tokio_postgres::{Client, RowStream};
 
-use super::{Header, Row, Source};
+use super::{Header, Row, RowText, Source};
 use crate::error::{Error, Result, db_message};
 
 /// How a table's rows are keyed in the snapshot (README "Row keys").
@@ -381,11 +381,8 @@ impl Source for DbSource<'_> {
         };
         let row = row.map_err(|e| query_error(&format!("rows of {name}"), e))?;
         let key: String = row.get(0);
-        let text: &str = row.get(1);
-        let value = serde_json::from_str(text).map_err(|e| {
-            Error::Server(format!("row {key} of {name} did not convert to JSON: {e}"))
-        })?;
-        Ok(Some((key, value)))
+        let text: String = row.get(1);
+        Ok(Some((key, RowText(text))))
     }
 }
 

@@ -14,7 +14,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{FORMAT, Header, Row, Source};
+use super::{FORMAT, Header, Row, RowText, Source};
 use crate::error::{Error, Result};
 
 /// Writes a snapshot to any `io::Write`, streaming rows.
@@ -88,8 +88,9 @@ pub async fn write_source<W: Write>(source: &mut impl Source, out: W) -> Result<
     let mut writer = Writer::begin(out, &header)?;
     while let Some(table) = source.next_table().await? {
         writer.table(&table)?;
-        while let Some((key, value)) = source.next_row().await? {
-            writer.row(&key, &value)?;
+        while let Some((key, text)) = source.next_row().await? {
+            // Re-serialized: the file is canonical whatever the source's text looks like.
+            writer.row(&key, &text.parse(&table, &key)?)?;
         }
     }
     writer.finish()
@@ -372,8 +373,12 @@ impl<'de> Visitor<'de> for RowsSeed<'_> {
                     self.table
                 )));
             }
-            let value: Value = map.next_value()?;
-            send(self.tx, Event::Row((key.clone(), value)))?;
+            // Kept as text (validated, not built into a Value): see `RowText`.
+            let value: Box<serde_json::value::RawValue> = map.next_value()?;
+            send(
+                self.tx,
+                Event::Row((key.clone(), RowText(value.get().to_string()))),
+            )?;
             last = Some(key);
         }
         Ok(())

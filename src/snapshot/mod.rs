@@ -26,8 +26,22 @@ pub struct Header {
     pub schema: Value,
 }
 
-/// One row: its key (see README "Row keys") and its columns as a JSON object.
-pub type Row = (String, Value);
+/// One row: its key (see README "Row keys") and its columns as a JSON object's text.
+pub type Row = (String, RowText);
+
+/// A row's JSON text, parsed only when needed: both sides of a diff render equal data as
+/// equal text (the server's `row_to_json`, or our canonical writer), so rows with equal text
+/// are compared without building any `Value` (scripts/bench).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowText(pub String);
+
+impl RowText {
+    pub fn parse(&self, table: &str, key: &str) -> Result<Value> {
+        serde_json::from_str(&self.0).map_err(|e| {
+            crate::error::Error::Server(format!("row {key} of {table} is not valid JSON: {e}"))
+        })
+    }
+}
 
 /// A snapshot read in order: the header, then each table's rows.
 // Used with static dispatch on one thread only, so the futures need no `Send` bound.
