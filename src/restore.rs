@@ -13,14 +13,13 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 
-use rand::Rng;
 use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
 use crate::error::{Error, Result, tail};
 use crate::process::{self, RunError};
-use crate::server::{Binaries, OWNER_ROLE, Server};
+use crate::server::{Binaries, OWNER_ROLE, Server, random_password};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -344,12 +343,7 @@ pub async fn restore(server: &Server, dump: &Dump, dbname: &str) -> Result<()> {
             let mut cmd = Command::new(bins.tool("psql"));
             cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"]);
             cmd.args(["-d", &conn.conninfo(dbname), "-f", "-"]);
-            let key: String = rand::rng()
-                .sample_iter(rand::distr::Alphanumeric)
-                .take(32)
-                .map(char::from)
-                .collect();
-            let reader = Restricted::new(plain_reader(dump, gzip)?, key);
+            let reader = Restricted::new(plain_reader(dump, gzip)?, random_password());
             (cmd, Some(Box::new(reader) as Box<dyn Read + Send>))
         }
         Format::Custom | Format::Directory | Format::Tar => {
@@ -406,9 +400,26 @@ fn plain_reader(dump: &Dump, gzip: bool) -> Result<Box<dyn BufRead + Send>> {
     })
 }
 
-/// Is this line the start of COPY data (`COPY ... FROM stdin;`)?
-fn starts_copy(line: &[u8]) -> bool {
-    line.starts_with(b"COPY ") && line.trim_ascii_end().ends_with(b"FROM stdin;")
+/// Follows a plain dump line by line and tells SQL from COPY data (`COPY ... FROM stdin;` up
+/// to the `\.` line), which must never be read as SQL or meta-commands.
+#[derive(Default)]
+struct CopyData {
+    inside: bool,
+}
+
+impl CopyData {
+    /// Feed the next line; true when it is SQL (not COPY data, not the COPY statement).
+    fn is_sql(&mut self, line: &[u8]) -> bool {
+        if self.inside {
+            self.inside = line.trim_ascii_end() != b"\\.";
+            return false;
+        }
+        if line.starts_with(b"COPY ") && line.trim_ascii_end().ends_with(b"FROM stdin;") {
+            self.inside = true;
+            return false;
+        }
+        true
+    }
 }
 
 /// A plain dump as psql should see it: `\restrict KEY` first, and the dump's own
@@ -418,7 +429,7 @@ struct Restricted<R> {
     inner: R,
     buf: Vec<u8>,
     pos: usize,
-    in_copy: bool,
+    copy: CopyData,
 }
 
 impl<R: BufRead> Restricted<R> {
@@ -427,7 +438,7 @@ impl<R: BufRead> Restricted<R> {
             inner,
             buf: format!("\\restrict {key}\n").into_bytes(),
             pos: 0,
-            in_copy: false,
+            copy: CopyData::default(),
         }
     }
 }
@@ -441,11 +452,9 @@ impl<R: BufRead> Read for Restricted<R> {
                 return Ok(0);
             }
             let line = &self.buf;
-            if self.in_copy {
-                self.in_copy = line.trim_ascii_end() != b"\\.";
-            } else if starts_copy(line) {
-                self.in_copy = true;
-            } else if line.starts_with(b"\\restrict") || line.starts_with(b"\\unrestrict") {
+            if self.copy.is_sql(line)
+                && (line.starts_with(b"\\restrict") || line.starts_with(b"\\unrestrict"))
+            {
                 self.buf.clear();
                 self.buf.push(b'\n');
             }
@@ -462,15 +471,10 @@ impl<R: BufRead> Read for Restricted<R> {
 /// --no-privileges and need none.
 fn referenced_roles(reader: impl BufRead) -> std::io::Result<std::collections::BTreeSet<String>> {
     let mut roles = std::collections::BTreeSet::new();
-    let mut in_copy = false;
+    let mut copy = CopyData::default();
     for line in reader.split(b'\n') {
         let line = line?;
-        if in_copy {
-            in_copy = line.trim_ascii_end() != b"\\.";
-            continue;
-        }
-        if starts_copy(&line) {
-            in_copy = true;
+        if !copy.is_sql(&line) {
             continue;
         }
         let Ok(text) = std::str::from_utf8(&line) else {

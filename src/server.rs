@@ -554,7 +554,8 @@ fn own_by(path: &Path, user: &Option<User>, mode: u32) -> Result<()> {
         .map_err(|e| Error::io(format!("chmod {}", path.display()), e))
 }
 
-fn random_password() -> String {
+/// 32 random alphanumeric characters: passwords, psql's \restrict key.
+pub(crate) fn random_password() -> String {
     rand::rng()
         .sample_iter(&Alphanumeric)
         .take(32)

@@ -1341,27 +1341,9 @@ fn sigterm_during_restore_cleans_up_everything() {
     ctx.assert_clean();
 }
 
-/// A psql (from whichever binaries) running under `pid`.
+/// The restore's psql (reading the dump from stdin) running under `pid`.
 fn psql_running_under(pid: u32) -> bool {
-    [
-        "/var/cache/pgsnapdiff/postgresql/",
-        "/usr/lib/postgresql/",
-        "/",
-    ]
-    .iter()
-    .any(|prefix| descendant_running(pid, prefix) && psql_child(pid))
-}
-
-fn psql_child(pid: u32) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline"))
-            .map(|c| {
-                let c = String::from_utf8_lossy(&c).replace('\0', " ");
-                c.contains("bin/psql") && c.contains("-f -")
-            })
-            .unwrap_or(false)
-            && descendant_running(pid, "")
-    })
+    descendant_matching(pid, |cmd| cmd.contains("bin/psql") && cmd.contains("-f -"))
 }
 
 #[test]

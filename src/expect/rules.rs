@@ -118,10 +118,11 @@ pub struct MetadataSpec {
 
 pub struct MetadataRestored {
     spec: MetadataSpec,
-    /// Columns the mapping rewrites (first token of each field and of the metadata pointer):
-    /// not held to "unchanged".
-    rewritten: BTreeSet<String>,
+    /// Columns never compared: `ignore_columns`.
     ignored: BTreeSet<String>,
+    /// For rows with metadata, also the columns the mapping rewrites (first token of each
+    /// field and of the metadata pointer): not held to "unchanged".
+    ignored_or_rewritten: BTreeSet<String>,
     findings: Findings,
     table_seen: bool,
     with_metadata: u64,
@@ -131,17 +132,18 @@ pub struct MetadataRestored {
 impl MetadataRestored {
     pub fn new(spec: MetadataSpec) -> Self {
         let first = |p: &PointerBuf| p.tokens().next().map(|t| t.decoded().into_owned());
-        let rewritten = spec
+        let ignored: BTreeSet<String> = spec.ignore_columns.iter().cloned().collect();
+        let ignored_or_rewritten = spec
             .fields
             .iter()
             .filter_map(|(field, _)| first(field))
             .chain(first(&spec.metadata))
+            .chain(ignored.iter().cloned())
             .collect();
-        let ignored = spec.ignore_columns.iter().cloned().collect();
         MetadataRestored {
             spec,
-            rewritten,
             ignored,
+            ignored_or_rewritten,
             findings: Findings::default(),
             table_seen: false,
             with_metadata: 0,
@@ -283,13 +285,15 @@ impl DiffSink for MetadataRestored {
             (Some(b), Some(a)) => match metadata {
                 Some(meta) => {
                     self.with_metadata += 1;
-                    for (field, source) in self.spec.fields.clone() {
-                        let expected = at(&meta, &source);
-                        let actual = at(a, &field);
+                    // Taken for the loop (push needs &mut self), put back after it.
+                    let fields = std::mem::take(&mut self.spec.fields);
+                    for (field, source) in &fields {
+                        let expected = at(&meta, source);
+                        let actual = at(a, field);
                         match expected {
                             None => {
                                 let message = format!("metadata has no {source}");
-                                self.push(&message, key, &field, None, actual)?;
+                                self.push(&message, key, field, None, actual)?;
                             }
                             Some(e) if Some(e) != actual => {
                                 let e = e.clone();
@@ -297,7 +301,7 @@ impl DiffSink for MetadataRestored {
                                 self.push_diff(
                                     "not restored from metadata",
                                     key,
-                                    &field,
+                                    field,
                                     &e,
                                     actual.as_ref(),
                                 )?;
@@ -305,6 +309,7 @@ impl DiffSink for MetadataRestored {
                             Some(_) => {}
                         }
                     }
+                    self.spec.fields = fields;
                     if let Some(left) = at(a, &self.spec.metadata) {
                         let path = self.spec.metadata.clone();
                         self.push(
@@ -315,8 +320,7 @@ impl DiffSink for MetadataRestored {
                             Some(&left.clone()),
                         )?;
                     }
-                    let skip: BTreeSet<String> =
-                        self.ignored.union(&self.rewritten).cloned().collect();
+                    let skip = std::mem::take(&mut self.ignored_or_rewritten);
                     for (col, vb, va) in changed_columns(b, a, &skip) {
                         let path = PointerBuf::from_tokens([col.as_str()]);
                         self.push_diff(
@@ -327,6 +331,7 @@ impl DiffSink for MetadataRestored {
                             Some(va),
                         )?;
                     }
+                    self.ignored_or_rewritten = skip;
                 }
                 None => {
                     self.without_metadata += 1;

@@ -171,19 +171,34 @@ impl Ctx {
     }
 }
 
+/// Live processes: (pid, command line with NULs as spaces).
+fn processes() -> impl Iterator<Item = (u32, String)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            Some((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")))
+        })
+}
+
 /// Live processes whose command line starts with `prefix` (e.g. the downgrade's own `sleep`).
 pub fn processes_running(prefix: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if text.starts_with(prefix) || text.starts_with(&format!("sh -c {prefix}")) {
-            found.push(text);
-        }
-    }
-    found
+    let shell = format!("sh -c {prefix}");
+    processes()
+        .map(|(_, cmd)| cmd)
+        .filter(|cmd| cmd.starts_with(prefix) || cmd.starts_with(&shell))
+        .collect()
+}
+
+/// Command lines of live processes that contain `needle`.
+pub fn processes_mentioning(needle: &Path) -> Vec<String> {
+    let needle = needle.to_string_lossy().into_owned();
+    processes()
+        .map(|(_, cmd)| cmd)
+        .filter(|cmd| cmd.contains(&needle))
+        .collect()
 }
 
 fn parent_of(pid: u32) -> Option<u32> {
@@ -196,37 +211,27 @@ fn parent_of(pid: u32) -> Option<u32> {
         .ok()
 }
 
-/// Is a descendant of `root` running whose command line starts with `prefix`?
-pub fn descendant_running(root: u32, prefix: &str) -> bool {
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if !String::from_utf8_lossy(&cmdline)
-            .replace('\0', " ")
-            .starts_with(prefix)
-        {
-            continue;
+fn descends_from(mut pid: u32, root: u32) -> bool {
+    while let Some(parent) = parent_of(pid) {
+        if parent == root {
+            return true;
         }
-        let mut p = pid;
-        while let Some(parent) = parent_of(p) {
-            if parent == root {
-                return true;
-            }
-            if parent <= 1 {
-                break;
-            }
-            p = parent;
+        if parent <= 1 {
+            return false;
         }
+        pid = parent;
     }
     false
+}
+
+/// Is a descendant of `root` running whose command line satisfies `matches`?
+pub fn descendant_matching(root: u32, matches: impl Fn(&str) -> bool) -> bool {
+    processes().any(|(pid, cmd)| matches(&cmd) && descends_from(pid, root))
+}
+
+/// Is a descendant of `root` running whose command line starts with `prefix`?
+pub fn descendant_running(root: u32, prefix: &str) -> bool {
+    descendant_matching(root, |cmd| cmd.starts_with(prefix))
 }
 
 /// Wait up to `secs` for `cond`.
@@ -239,22 +244,6 @@ pub fn wait_for(secs: u64, what: &str, cond: impl Fn() -> bool) {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-}
-
-/// Command lines of live processes that contain `needle`.
-pub fn processes_mentioning(needle: &Path) -> Vec<String> {
-    let needle = needle.to_string_lossy().into_owned();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if text.contains(&needle) {
-            found.push(text);
-        }
-    }
-    found
 }
 
 pub fn tree_bytes(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
