@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::downgrade::{CommandSpec, Step};
 use crate::error::{Error, Result};
+use crate::expect::Severity;
 use crate::expect::rules::{AfterSpec, MetadataSpec, WithoutMetadata};
 use crate::server::{BinaryOptions, ServerOptions};
 
@@ -114,6 +115,43 @@ pub struct CheckArgs {
     /// Round trip: a column allowed to differ from the original, schema.table.column (repeat).
     #[arg(long = "roundtrip-ignore", value_name = "COLUMN")]
     pub roundtrip_ignore: Vec<String>,
+    #[command(flatten)]
+    pub new_shape: NewShapeArgs,
+}
+
+/// The new-shape rule's severity.
+#[derive(Debug, Args)]
+pub struct NewShapeArgs {
+    /// Rows left in the new shape: off, warn (reported, verdict unchanged) or fail [default: warn].
+    #[arg(long, value_name = "off|warn|fail")]
+    pub new_shape: Option<NewShapeMode>,
+    /// Same as --new-shape fail: rows left in the new shape fail the run.
+    #[arg(long, conflicts_with = "new_shape")]
+    pub strict: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum NewShapeMode {
+    Off,
+    Warn,
+    Fail,
+}
+
+impl NewShapeArgs {
+    /// The rule's severity, or None when it is off.
+    fn severity(&self, file: Option<NewShapeMode>) -> Option<Severity> {
+        let mode = if self.strict {
+            NewShapeMode::Fail
+        } else {
+            self.new_shape.or(file).unwrap_or(NewShapeMode::Warn)
+        };
+        match mode {
+            NewShapeMode::Off => None,
+            NewShapeMode::Warn => Some(Severity::Warning),
+            NewShapeMode::Fail => Some(Severity::Error),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +223,7 @@ struct FileConfig {
 struct RulesConfig {
     #[serde(default)]
     metadata: Vec<MetadataConfig>,
+    new_shape: Option<NewShapeMode>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -330,6 +369,8 @@ pub struct CheckPlan {
     pub metadata_rules: Vec<MetadataSpec>,
     pub after: AfterSpec,
     pub roundtrip: Option<RoundTripPlan>,
+    /// The new-shape rule's severity; None: off.
+    pub new_shape: Option<Severity>,
 }
 
 /// Upgrade first, then downgrade, and compare with the original.
@@ -478,6 +519,9 @@ pub fn check_plan(args: &CheckArgs, globals: &Globals) -> Result<CheckPlan> {
         metadata_rules: metadata_rules(args, &loaded)?,
         after: after_spec(args, &loaded)?,
         roundtrip: roundtrip_plan(args, file, &loaded)?,
+        new_shape: args
+            .new_shape
+            .severity(loaded.config.rules.as_ref().and_then(|r| r.new_shape)),
     })
 }
 

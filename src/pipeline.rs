@@ -16,6 +16,7 @@ use crate::downgrade::{Kind, RunOptions};
 use crate::error::{Error, Result, db_message};
 use crate::expect::patch::ExpectedPatch;
 use crate::expect::rules::{AfterState, MetadataRestored, RoundTrip, RowsPreserved};
+use crate::expect::shape::NewShape;
 use crate::report::{AtomicFile, CheckReport, PatchWriter, progress, secs};
 use crate::restore::{self, Dump};
 use crate::server::{OWNER_ROLE, Server};
@@ -243,12 +244,14 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
         .map(MetadataRestored::new)
         .collect();
     let mut after_state = (!plan.after.is_empty()).then(|| AfterState::new(&plan.after));
+    let mut new_shape = plan.new_shape.map(NewShape::new);
     let summary = {
         let mut sinks: Vec<&mut dyn DiffSink> = vec![&mut rows_preserved];
         sinks.extend(writer.iter_mut().map(|w| w as &mut dyn DiffSink));
         sinks.extend(expected.iter_mut().map(|e| e as &mut dyn DiffSink));
         sinks.extend(metadata.iter_mut().map(|m| m as &mut dyn DiffSink));
         sinks.extend(after_state.iter_mut().map(|a| a as &mut dyn DiffSink));
+        sinks.extend(new_shape.iter_mut().map(|a| a as &mut dyn DiffSink));
         let before = server.connect(BEFORE_DB).await?;
         let after = server.connect(WORK_DB).await?;
         diff::diff(
@@ -271,6 +274,9 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
     }
     if let Some(a) = after_state {
         results.extend(a.finish()?);
+    }
+    if let Some(n) = new_shape {
+        results.push(n.finish()?);
     }
     phases.push(("diff+check", started.elapsed()));
 
@@ -319,7 +325,12 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
         report.write_json(&mut file)?;
         file.commit()?;
     }
-    if plan.expect_patch.is_none() && report.results.len() == 1 {
+    let built_in = ["rows-preserved", crate::expect::shape::RULE];
+    if report
+        .results
+        .iter()
+        .all(|r| built_in.contains(&r.id.as_str()))
+    {
         progress(
             "note: nothing but the built-in rule rows-preserved was checked; add --expect-patch or rules to prove the values",
         );

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::diff::{DiffSink, Summary};
 use crate::error::{Error, Result};
-use crate::expect::CheckResult;
+use crate::expect::{CheckResult, Severity};
 
 /// How many findings per check the human output lists.
 const SHOW: usize = 20;
@@ -183,7 +183,7 @@ fn short(value: &Option<Value>, max: usize) -> String {
 
 impl CheckReport<'_> {
     pub fn proven(&self) -> bool {
-        self.results.iter().all(|r| r.passed)
+        !self.results.iter().any(CheckResult::fails)
     }
 
     /// The human report: context, per-table counts, one line per check, findings, verdict.
@@ -231,6 +231,9 @@ impl CheckReport<'_> {
             let f = &result.findings;
             if result.passed {
                 writeln!(out, "PASS  {}", result.name)?;
+                for note in &result.notes {
+                    writeln!(out, "      {note}")?;
+                }
                 continue;
             }
             let rows = match f.rows {
@@ -239,7 +242,15 @@ impl CheckReport<'_> {
                 n => format!(" in {n} rows"),
             };
             let s = if f.total == 1 { "" } else { "s" };
-            writeln!(out, "FAIL  {}: {} finding{s}{rows}", result.name, f.total)?;
+            let label = if result.fails() { "FAIL" } else { "WARN" };
+            writeln!(
+                out,
+                "{label}  {}: {} finding{s}{rows}",
+                result.name, f.total
+            )?;
+            for note in &result.notes {
+                writeln!(out, "      {note}")?;
+            }
             for finding in f.shown.iter().take(SHOW) {
                 if result.id == "expected-patch" || result.id == "round-trip" {
                     let kind = finding.message.split(' ').next().unwrap_or("");
@@ -248,6 +259,9 @@ impl CheckReport<'_> {
                     writeln!(out, "      {kind:<10}  {op}")?;
                 } else if finding.expected.is_none() && finding.actual.is_none() {
                     writeln!(out, "      {}: {}", finding.path, finding.message)?;
+                } else if finding.expected.is_none() {
+                    let actual = short(&finding.actual, 100);
+                    writeln!(out, "      {}: {}: {actual}", finding.path, finding.message)?;
                 } else {
                     writeln!(
                         out,
@@ -265,14 +279,25 @@ impl CheckReport<'_> {
             }
         }
         writeln!(out)?;
-        let failed = self.results.iter().filter(|r| !r.passed).count();
-        if failed == 0 {
+        let failed = self.results.iter().filter(|r| r.fails()).count();
+        let warned = self.results.iter().filter(|r| !r.passed && !r.fails());
+        let warned: Vec<&str> = warned.map(|r| r.id.as_str()).collect();
+        if failed == 0 && warned.is_empty() {
             writeln!(out, "rollback proven")
+        } else if failed == 0 {
+            writeln!(
+                out,
+                "rollback proven, with warnings from {}",
+                warned.join(", ")
+            )
         } else {
             writeln!(
                 out,
                 "rollback NOT proven: {failed} of {} checks failed",
-                self.results.len()
+                self.results
+                    .iter()
+                    .filter(|r| r.severity == Severity::Error)
+                    .count()
             )
         }
     }
@@ -293,7 +318,7 @@ impl CheckReport<'_> {
         let checks: Vec<Value> = self
             .results
             .iter()
-            .map(|r| json!({"id": r.id, "name": r.name, "passed": r.passed, "findings": r.findings.total}))
+            .map(|r| json!({"id": r.id, "name": r.name, "passed": r.passed, "severity": r.severity, "notes": r.notes, "findings": r.findings.total}))
             .collect();
         let head = json!({
             "format": RESULT_FORMAT,

@@ -39,7 +39,12 @@ fn readme_main_command_proves_the_sample_rollback() {
     );
     assert!(stdout.contains("PASS  expected patch"), "{stdout}");
     assert!(stdout.contains("PASS  rule rows-preserved"), "{stdout}");
-    assert!(stdout.trim_end().ends_with("rollback proven"), "{stdout}");
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("rollback proven, with warnings from new-shape"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -731,6 +736,8 @@ struct CheckDoc {
     #[allow(dead_code)]
     name: String,
     passed: bool,
+    severity: String,
+    notes: Vec<String>,
     findings: u64,
 }
 
@@ -810,13 +817,98 @@ fn sample_is_proven_by_rules_alone() {
             "rows-preserved",
             "metadata-restored",
             "after-state",
-            "revision"
+            "revision",
+            "new-shape"
         ]
     );
-    assert!(doc.checks.iter().all(|c| c.passed && c.findings == 0));
-    assert!(doc.findings.is_empty());
+    let errors = doc.checks.iter().filter(|c| c.severity == "error");
+    assert!(errors.clone().all(|c| c.passed && c.findings == 0));
+    assert_eq!(errors.count(), 4);
+    assert!(doc.findings.iter().all(|f| f.rule == "new-shape"));
     run.assert_stdout("9 rows with /step_data/_migration_metadata restored");
     run.assert_stdout("3 rows without it unchanged");
+}
+
+#[test]
+fn rows_created_after_the_migration_are_reported_as_left_in_the_new_shape() {
+    // Rows 10 and 11 were written by the 9-state app: merged step keys, state numbers. The
+    // downgrade restores rows 1-9 from their metadata and leaves 10-12 as they are. Row 12
+    // (step 0, {}) reads the same in both shapes, so it is not reported.
+    let ctx = Ctx::new();
+    let (run, doc) = check_rules(&ctx, &downgrade_sql(), &[]);
+    run.assert_code(0);
+    let found = findings_of(&doc, "new-shape");
+    assert_eq!(keys(&found), ["10", "11"]);
+    let paths: Vec<&str> = found.iter().map(|f| f.path.as_str()).collect();
+    let t = "/data/public.onboarding_states";
+    assert_eq!(
+        paths,
+        [
+            format!("{t}/10/step_data/step_1/fitness_level"),
+            format!("{t}/10/step_data/step_2/age"),
+            format!("{t}/10/step_data/step_2/height_cm"),
+            format!("{t}/10/current_step"),
+            format!("{t}/11/step_data/step_1/fitness_level"),
+            format!("{t}/11/step_data/step_9/confirmed"),
+            format!("{t}/11/current_step"),
+        ]
+    );
+    assert_eq!(found[3].actual, Some(serde_json::json!(2)));
+    assert!(found[0].message.contains("key not in the old shape"));
+    let check = doc.checks.iter().find(|c| c.id == "new-shape").unwrap();
+    assert_eq!((check.severity.as_str(), check.passed), ("warning", false));
+    assert_eq!(
+        check.notes,
+        [
+            "public.onboarding_states: 2 of 12 rows left in the new shape (old shape of step_data learned from 9 rows the downgrade rewrote)"
+        ]
+    );
+    run.assert_stdout("WARN  rule new-shape");
+    run.assert_stdout("rollback proven, with warnings from new-shape");
+
+    // --strict turns the warning into a failure; --new-shape off removes the rule.
+    let ctx = Ctx::new();
+    let (run, doc) = check_rules(&ctx, &downgrade_sql(), &["--strict"]);
+    run.assert_code(1);
+    assert_eq!(doc.verdict, "not proven");
+    assert_eq!(findings_of(&doc, "new-shape").len(), 7);
+    run.assert_stdout("FAIL  rule new-shape");
+    let ctx = Ctx::new();
+    let (run, doc) = check_rules(&ctx, &downgrade_sql(), &["--new-shape", "off"]);
+    run.assert_code(0);
+    assert!(doc.checks.iter().all(|c| c.id != "new-shape"));
+    assert!(doc.findings.is_empty());
+}
+
+#[test]
+fn correct_downgrade_of_a_dump_without_post_migration_rows_leaves_nothing_in_the_new_shape() {
+    // The 11-step dump, upgraded then downgraded: every row carries metadata and is restored.
+    let ctx = Ctx::new();
+    let result = ctx.path("result.json");
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding-a1b2c3d4e5f6.dump")),
+        "--upgrade-sql",
+        s(&fixture("onboarding/upgrade.sql")),
+        "--downgrade-sql",
+        s(&downgrade_sql()),
+        "--strict",
+        "--result-out",
+        s(&result),
+    ]);
+    run.assert_code(0);
+    let doc: ResultDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    let check = doc.checks.iter().find(|c| c.id == "new-shape").unwrap();
+    assert!(check.passed, "{:?}", doc.findings);
+    assert_eq!(check.severity, "error");
+    assert_eq!(
+        check.notes,
+        [
+            "public.onboarding_states: 0 of 9 rows left in the new shape (old shape of step_data learned from 9 rows the downgrade rewrote)"
+        ]
+    );
+    run.assert_stdout("PASS  rule new-shape");
 }
 
 #[test]
@@ -917,7 +1009,7 @@ fn revision_not_moved_is_reported_with_both_revisions() {
     let failed: Vec<&str> = doc
         .checks
         .iter()
-        .filter(|c| !c.passed)
+        .filter(|c| !c.passed && c.severity == "error")
         .map(|c| c.id.as_str())
         .collect();
     assert_eq!(failed, ["revision"]);
@@ -1099,7 +1191,7 @@ fn alembic_downgrade_is_proven_and_alembic_current_is_the_old_revision() {
     let (run, doc) = alembic_check(&ctx, None, &cmd);
     run.assert_code(0);
     assert_eq!(doc.verdict, "proven");
-    assert_eq!(doc.checks.len(), 5, "{:?}", doc.checks);
+    assert_eq!(doc.checks.len(), 6, "{:?}", doc.checks);
     assert!(doc.checks.iter().any(|c| c.id == "revision" && c.passed));
     let current = std::fs::read_to_string(&current).unwrap();
     assert!(

@@ -10,6 +10,7 @@
 
 pub mod patch;
 pub mod rules;
+pub mod shape;
 
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 
@@ -113,6 +114,16 @@ impl Findings {
     }
 }
 
+/// Does a failing check fail the run?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Findings make the rollback not proven (exit 1). Every check but new-shape by default.
+    Error,
+    /// Findings are reported, the verdict ignores them.
+    Warning,
+}
+
 /// The result of one check.
 #[derive(Debug)]
 pub struct CheckResult {
@@ -122,6 +133,9 @@ pub struct CheckResult {
     /// One line for humans: what was checked.
     pub name: String,
     pub passed: bool,
+    pub severity: Severity,
+    /// Extra lines for the report, e.g. per-table counts.
+    pub notes: Vec<String>,
     pub findings: Findings,
 }
 
@@ -131,7 +145,14 @@ impl CheckResult {
             id: id.to_string(),
             name,
             passed: findings.total == 0,
+            severity: Severity::Error,
+            notes: Vec::new(),
             findings,
         }
+    }
+
+    /// Does this result fail the run?
+    pub fn fails(&self) -> bool {
+        !self.passed && self.severity == Severity::Error
     }
 }

@@ -1,0 +1,446 @@
+//! `new-shape`: rows the downgrade left in the migration's new shape.
+//!
+//! No rule per key: the old shape is learned from the data. For every `json`/`jsonb` column,
+//! the values the downgrade rewrote (changed, or wrote into rows it added) are taken to be in
+//! the old shape, and their structure (each object key and array element, by path, with the
+//! JSON types seen there) is collected. Values the downgrade left untouched are then held to
+//! that shape: a key (or a value type) that no rewritten value has is "left in the new shape".
+//! A column the downgrade never rewrote teaches nothing and is not checked.
+//!
+//! A row found in the new shape also gets a finding for each scalar column the downgrade
+//! rewrote on at least half the rows it restored but not on this one (`current_step`
+//! semantics: the number kept its 9-state meaning).
+//!
+//! Memory: the learned shape is a set of paths. Untouched values already inside the shape
+//! learned so far are settled at once (the shape only grows); the rest wait in an anonymous
+//! temp file and are judged when the table ends, against its whole shape.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+
+use jsonptr::PointerBuf;
+use serde_json::{Map, Value, json};
+
+use super::{CheckResult, Finding, Findings, Severity};
+use crate::diff::DiffSink;
+use crate::error::{Error, Result};
+use crate::snapshot::Header;
+
+pub const RULE: &str = "new-shape";
+
+/// JSON type bits.
+const NULL: u8 = 1;
+const BOOL: u8 = 2;
+const NUMBER: u8 = 4;
+const STRING: u8 = 8;
+const ARRAY: u8 = 16;
+const OBJECT: u8 = 32;
+
+fn type_bit(v: &Value) -> u8 {
+    match v {
+        Value::Null => NULL,
+        Value::Bool(_) => BOOL,
+        Value::Number(_) => NUMBER,
+        Value::String(_) => STRING,
+        Value::Array(_) => ARRAY,
+        Value::Object(_) => OBJECT,
+    }
+}
+
+fn type_names(bits: u8) -> String {
+    let names = ["null", "boolean", "number", "string", "array", "object"];
+    let mut out: Vec<&str> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        if bits & (1 << i) != 0 {
+            out.push(name);
+        }
+    }
+    out.join(" or ")
+}
+
+/// Shape paths: object keys by name (`/step_1/goal`), array elements as `/[]`.
+type Shape = HashMap<String, u8>;
+
+fn shape_path(parent: &str, key: &str) -> String {
+    let mut p = String::with_capacity(parent.len() + key.len() + 1);
+    p.push_str(parent);
+    p.push('/');
+    p.push_str(&key.replace('~', "~0").replace('/', "~1"));
+    p
+}
+
+fn learn(shape: &mut Shape, path: &str, v: &Value) {
+    *shape.entry(path.to_string()).or_default() |= type_bit(v);
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                learn(shape, &shape_path(path, k), child);
+            }
+        }
+        Value::Array(items) => {
+            let p = format!("{path}/[]");
+            for child in items {
+                learn(shape, &p, child);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What in `v` falls outside `shape`: (concrete pointer inside the value, what is wrong).
+fn outside(shape: &Shape, path: &str, at: &mut PointerBuf, v: &Value, out: &mut Vec<Miss>) {
+    let Some(&bits) = shape.get(path) else {
+        out.push(Miss {
+            at: at.clone(),
+            message: "key not in the old shape".into(),
+            value: v.clone(),
+        });
+        return;
+    };
+    if bits & type_bit(v) == 0 {
+        out.push(Miss {
+            at: at.clone(),
+            message: format!(
+                "{} where the old shape has {}",
+                type_names(type_bit(v)),
+                type_names(bits)
+            ),
+            value: v.clone(),
+        });
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                at.push_back(k.as_str());
+                outside(shape, &shape_path(path, k), at, child, out);
+                at.pop_back();
+            }
+        }
+        Value::Array(items) => {
+            let p = format!("{path}/[]");
+            for (i, child) in items.iter().enumerate() {
+                at.push_back(i);
+                outside(shape, &p, at, child, out);
+                at.pop_back();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Inside the shape learned so far? (Nothing learned yet: not known.)
+fn fits(shape: Option<&Shape>, v: &Value) -> bool {
+    let Some(shape) = shape else {
+        return false;
+    };
+    let mut misses = Vec::new();
+    outside(shape, "", &mut PointerBuf::new(), v, &mut misses);
+    misses.is_empty()
+}
+
+struct Miss {
+    at: PointerBuf,
+    message: String,
+    value: Value,
+}
+
+/// Per table: what was learned and counted.
+#[derive(Default)]
+struct TableShape {
+    json_columns: BTreeSet<String>,
+    /// Learned shape per json column (only columns the downgrade rewrote somewhere).
+    learned: BTreeMap<String, Shape>,
+    /// Rows where the downgrade rewrote some json column.
+    restored: u64,
+    /// Scalar column → rows (among `restored`) where the downgrade changed it.
+    rewritten: BTreeMap<String, u64>,
+    rows: u64,
+    flagged: u64,
+}
+
+pub struct NewShape {
+    severity: Severity,
+    tables: BTreeMap<String, TableShape>,
+    findings: Findings,
+    /// The current table's rows waiting for its whole shape: one JSON line each (key, row,
+    /// changed columns).
+    waiting: Option<(String, BufWriter<std::fs::File>)>,
+}
+
+impl NewShape {
+    pub fn new(severity: Severity) -> Self {
+        NewShape {
+            severity,
+            tables: BTreeMap::new(),
+            findings: Findings::default(),
+            waiting: None,
+        }
+    }
+
+    fn wait(&mut self, table: &str, key: &str, row: &Value, changed: &[&String]) -> Result<()> {
+        let err = |e| Error::io("keeping rows for the new-shape rule", e);
+        if self.waiting.is_none() {
+            let file = BufWriter::new(tempfile::tempfile().map_err(err)?);
+            self.waiting = Some((table.to_string(), file));
+        }
+        let (_, out) = self.waiting.as_mut().expect("created above");
+        let line = json!({"k": key, "r": row, "c": changed});
+        serde_json::to_writer(&mut *out, &line).expect("JSON values serialize");
+        out.write_all(b"\n").map_err(err)
+    }
+
+    /// The table's shape is complete: judge its waiting rows.
+    fn end_table(&mut self) -> Result<()> {
+        let Some((table, waiting)) = self.waiting.take() else {
+            return Ok(());
+        };
+        let t = self.tables.get_mut(&table).expect("table seen");
+        if t.learned.is_empty() {
+            return Ok(());
+        }
+        let err = |e| Error::io("reading rows kept for the new-shape rule", e);
+        let mut file = waiting.into_inner().map_err(|e| err(e.into_error()))?;
+        file.rewind().map_err(err)?;
+        for line in BufReader::new(file).lines() {
+            let line: Value = serde_json::from_str(&line.map_err(err)?).expect("ours");
+            let key = line["k"].as_str().expect("ours");
+            let changed: BTreeSet<&str> = line["c"]
+                .as_array()
+                .expect("ours")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            judge(t, &table, key, &line["r"], &changed, &mut self.findings)?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<CheckResult> {
+        self.end_table()?;
+        let mut notes = Vec::new();
+        for (name, t) in &self.tables {
+            if t.learned.is_empty() {
+                continue;
+            }
+            let columns: Vec<&str> = t.learned.keys().map(String::as_str).collect();
+            notes.push(format!(
+                "{name}: {} of {} rows left in the new shape (old shape of {} learned from {} rows the downgrade rewrote)",
+                t.flagged,
+                t.rows,
+                columns.join(", "),
+                t.restored
+            ));
+        }
+        let name = format!(
+            "rule {RULE} (rows the downgrade left in the new shape){}",
+            match self.severity {
+                Severity::Warning => ", a warning (--strict fails on it)",
+                Severity::Error => "",
+            }
+        );
+        let mut result = CheckResult::new(RULE, name, self.findings);
+        result.severity = self.severity;
+        result.notes = notes;
+        Ok(result)
+    }
+}
+
+/// Judge one row whose json columns the downgrade did not rewrite.
+fn judge(
+    t: &mut TableShape,
+    table: &str,
+    key: &str,
+    row: &Value,
+    changed: &BTreeSet<&str>,
+    findings: &mut Findings,
+) -> Result<()> {
+    let Some(cols) = row.as_object() else {
+        return Ok(());
+    };
+    let mut flagged = false;
+    for (col, shape) in &t.learned {
+        let Some(v) = cols.get(col).filter(|_| !changed.contains(col.as_str())) else {
+            continue;
+        };
+        let mut misses = Vec::new();
+        outside(shape, "", &mut PointerBuf::new(), v, &mut misses);
+        for miss in misses {
+            flagged = true;
+            let mut path = PointerBuf::from_tokens(["data", table, key, col.as_str()]);
+            path.append(&miss.at);
+            findings.push(Finding {
+                rule: RULE.into(),
+                message: format!("left in the new shape: {}", miss.message),
+                table: Some(table.into()),
+                key: Some(key.into()),
+                path: path.to_string(),
+                expected: None,
+                actual: Some(miss.value),
+            })?;
+        }
+    }
+    if !flagged {
+        return Ok(());
+    }
+    t.flagged += 1;
+    for (col, n) in &t.rewritten {
+        let half = t.restored.div_ceil(2);
+        if *n >= half
+            && !changed.contains(col.as_str())
+            && let Some(v) = cols.get(col)
+        {
+            findings.push(Finding {
+                rule: RULE.into(),
+                message: format!(
+                    "left in the new shape: not rewritten here, but on {n} of {} restored rows",
+                    t.restored
+                ),
+                table: Some(table.into()),
+                key: Some(key.into()),
+                path: PointerBuf::from_tokens(["data", table, key, col.as_str()]).to_string(),
+                expected: None,
+                actual: Some(v.clone()),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// `json`/`jsonb` columns of each table in a snapshot header's schema.
+fn json_columns(schema: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out = BTreeMap::new();
+    let Some(tables) = schema.get("tables").and_then(Value::as_object) else {
+        return out;
+    };
+    for (name, table) in tables {
+        let cols: BTreeSet<String> = table
+            .get("columns")
+            .and_then(Value::as_object)
+            .map(|c| {
+                c.iter()
+                    .filter(|(_, def)| matches!(def["type"].as_str(), Some("json" | "jsonb")))
+                    .map(|(col, _)| col.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !cols.is_empty() {
+            out.insert(name.clone(), cols);
+        }
+    }
+    out
+}
+
+impl DiffSink for NewShape {
+    fn header(&mut self, _before: &Header, after: &Header) -> Result<()> {
+        for (name, cols) in json_columns(&after.schema) {
+            self.tables.entry(name).or_default().json_columns = cols;
+        }
+        Ok(())
+    }
+
+    fn wants_rows(&self, table: &str) -> bool {
+        self.tables.contains_key(table)
+    }
+
+    fn table(&mut self, _name: &str, _before: bool, _after: bool) -> Result<()> {
+        self.end_table()
+    }
+
+    fn row(
+        &mut self,
+        table: &str,
+        key: &str,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Result<()> {
+        let Some(t) = self.tables.get_mut(table) else {
+            return Ok(());
+        };
+        let Some(a) = after.and_then(Value::as_object) else {
+            return Ok(());
+        };
+        t.rows += 1;
+        let empty = Map::new();
+        let b = before.and_then(Value::as_object).unwrap_or(&empty);
+        let changed: Vec<&String> = a
+            .iter()
+            .filter(|(col, va)| before.is_none() || b.get(*col) != Some(*va))
+            .map(|(col, _)| col)
+            .collect();
+        let rewrote_json = changed.iter().any(|c| t.json_columns.contains(*c));
+        if rewrote_json {
+            t.restored += 1;
+            for col in &changed {
+                if t.json_columns.contains(*col) {
+                    learn(t.learned.entry((*col).clone()).or_default(), "", &a[*col]);
+                } else {
+                    *t.rewritten.entry((*col).clone()).or_default() += 1;
+                }
+            }
+        }
+        // Untouched json values already inside the shape stay inside it: settled now.
+        let settled = t
+            .json_columns
+            .iter()
+            .filter(|c| !changed.contains(c))
+            .all(|c| a.get(c).is_none_or(|v| fits(t.learned.get(c), v)));
+        if !settled {
+            let row = Value::Object(a.clone());
+            self.wait(table, key, &row, &changed)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn misses(shape: &Shape, v: &Value) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        outside(shape, "", &mut PointerBuf::new(), v, &mut out);
+        out.into_iter()
+            .map(|m| (m.at.to_string(), m.message))
+            .collect()
+    }
+
+    #[test]
+    fn shape_is_keys_and_types_by_path_with_array_elements_merged() {
+        let mut shape = Shape::new();
+        learn(
+            &mut shape,
+            "",
+            &json!({"a/b": {"n": 1}, "list": [{"x": "s"}, {"y": null}]}),
+        );
+        learn(&mut shape, "", &json!({"a/b": {"n": null}}));
+        assert!(
+            misses(
+                &shape,
+                &json!({"a/b": {"n": 2}, "list": [{"y": null, "x": "t"}]})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            misses(
+                &shape,
+                &json!({"a/b": {"n": "2", "m": 1}, "list": [{}, {"z": 1}]})
+            ),
+            [
+                (
+                    "/a~1b/m".to_string(),
+                    "key not in the old shape".to_string()
+                ),
+                (
+                    "/a~1b/n".to_string(),
+                    "string where the old shape has null or number".to_string()
+                ),
+                (
+                    "/list/1/z".to_string(),
+                    "key not in the old shape".to_string()
+                ),
+            ]
+        );
+        assert!(!fits(None, &json!({})), "nothing learned yet: not settled");
+    }
+}
