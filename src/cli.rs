@@ -46,6 +46,9 @@ pub enum Cmd {
     Snapshot(SnapshotArgs),
     /// Diff two snapshot files (no server); exit 1 when they differ.
     Diff(DiffArgs),
+    /// Restore a dump once, then downgrade one revision at a time down to --to, reporting
+    /// what each revision changed and lost.
+    Walk(Box<WalkArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -62,22 +65,8 @@ pub struct CheckArgs {
         conflicts_with = "downgrade_sql"
     )]
     pub downgrade_cmd: Option<String>,
-    /// Working directory of --downgrade-cmd [default: the config file's directory, else .].
-    #[arg(long, value_name = "DIR")]
-    pub downgrade_cwd: Option<PathBuf>,
-    /// Kill the downgrade after this many seconds [default: no limit].
-    #[arg(long, value_name = "SECS")]
-    pub downgrade_timeout: Option<u64>,
-    /// Run the downgrade (and upgrade) as the superuser, not the database owner. Only for
-    /// migrations that need it (e.g. untrusted extensions) on dumps you trust.
-    #[arg(long)]
-    pub downgrade_superuser: bool,
-    /// Environment variable that receives the connection URL [default: DATABASE_URL].
-    #[arg(long, value_name = "NAME")]
-    pub url_env: Option<String>,
-    /// Scheme of that URL, e.g. postgresql+asyncpg [default: postgresql].
-    #[arg(long, value_name = "SCHEME")]
-    pub url_scheme: Option<String>,
+    #[command(flatten)]
+    pub migration: MigrationArgs,
     /// Expected RFC 6902 patch: the rollback is proven only if the emitted patch equals it.
     #[arg(long, value_name = "FILE")]
     pub expect_patch: Option<PathBuf>,
@@ -115,6 +104,52 @@ pub struct CheckArgs {
     /// Round trip: a column allowed to differ from the original, schema.table.column (repeat).
     #[arg(long = "roundtrip-ignore", value_name = "COLUMN")]
     pub roundtrip_ignore: Vec<String>,
+    #[command(flatten)]
+    pub new_shape: NewShapeArgs,
+}
+
+/// How migration commands run (check's downgrade and upgrade, walk's steps).
+#[derive(Debug, Args)]
+pub struct MigrationArgs {
+    /// Working directory of migration commands [default: the config file's directory, else .].
+    #[arg(long, value_name = "DIR")]
+    pub downgrade_cwd: Option<PathBuf>,
+    /// Kill a migration step after this many seconds [default: no limit].
+    #[arg(long, value_name = "SECS")]
+    pub downgrade_timeout: Option<u64>,
+    /// Run migrations as the superuser, not the database owner. Only for migrations that need
+    /// it (e.g. untrusted extensions) on dumps you trust.
+    #[arg(long)]
+    pub downgrade_superuser: bool,
+    /// Environment variable that receives the connection URL [default: DATABASE_URL].
+    #[arg(long, value_name = "NAME")]
+    pub url_env: Option<String>,
+    /// Scheme of that URL, e.g. postgresql+asyncpg [default: postgresql].
+    #[arg(long, value_name = "SCHEME")]
+    pub url_scheme: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WalkArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Walk down to this revision (an Alembic revision id, or `base`).
+    #[arg(long, value_name = "REV")]
+    pub to: Option<String>,
+    /// Shell command that moves the database one revision down [default: alembic downgrade -1].
+    #[arg(long, value_name = "CMD")]
+    pub step_cmd: Option<String>,
+    /// SQL that returns the current revision(s), one per row [default: alembic_version].
+    #[arg(long, value_name = "SQL")]
+    pub revision_sql: Option<String>,
+    /// Give up after this many steps [default: 100].
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<usize>,
+    /// Write the walk, with every finding, as JSON here (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub result_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub migration: MigrationArgs,
     #[command(flatten)]
     pub new_shape: NewShapeArgs,
 }
@@ -216,6 +251,16 @@ struct FileConfig {
     rules: Option<RulesConfig>,
     expect: Option<ExpectConfig>,
     roundtrip: Option<RoundTripConfig>,
+    walk: Option<WalkConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WalkConfig {
+    to: Option<String>,
+    step_cmd: Option<String>,
+    revision_sql: Option<String>,
+    max_steps: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -472,7 +517,7 @@ pub fn check_plan(args: &CheckArgs, globals: &Globals) -> Result<CheckPlan> {
     let downgrade = if !args.downgrade_sql.is_empty() {
         Step::Sql(args.downgrade_sql.clone())
     } else if let Some(cmd) = &args.downgrade_cmd {
-        Step::Command(command_spec(cmd.clone(), args, file, &loaded))
+        Step::Command(command_spec(cmd.clone(), &args.migration, file, &loaded))
     } else {
         match (
             file.and_then(|d| d.sql.as_ref()),
@@ -486,7 +531,9 @@ pub fn check_plan(args: &CheckArgs, globals: &Globals) -> Result<CheckPlan> {
             (Some(sql), None) if !sql.is_empty() => {
                 Step::Sql(sql.iter().map(|p| loaded.resolve(p)).collect())
             }
-            (None, Some(cmd)) => Step::Command(command_spec(cmd.clone(), args, file, &loaded)),
+            (None, Some(cmd)) => {
+                Step::Command(command_spec(cmd.clone(), &args.migration, file, &loaded))
+            }
             _ => {
                 return Err(Error::Config(
                     "no downgrade given: pass --downgrade-sql FILE or --downgrade-cmd CMD, or set [downgrade] sql/cmd in pgsnapdiff.toml".into(),
@@ -495,6 +542,7 @@ pub fn check_plan(args: &CheckArgs, globals: &Globals) -> Result<CheckPlan> {
         }
     };
     let timeout = args
+        .migration
         .downgrade_timeout
         .or_else(|| file.and_then(|d| d.timeout))
         .map(Duration::from_secs);
@@ -502,7 +550,7 @@ pub fn check_plan(args: &CheckArgs, globals: &Globals) -> Result<CheckPlan> {
         input,
         downgrade,
         downgrade_timeout: timeout,
-        downgrade_superuser: args.downgrade_superuser
+        downgrade_superuser: args.migration.downgrade_superuser
             || file.and_then(|d| d.superuser).unwrap_or(false),
         expect_patch: args
             .expect_patch
@@ -668,11 +716,21 @@ fn roundtrip_plan(
     let upgrade = if !args.upgrade_sql.is_empty() {
         Step::Sql(args.upgrade_sql.clone())
     } else if let Some(cmd) = &args.upgrade_cmd {
-        Step::Command(command_spec(cmd.clone(), args, downgrade, loaded))
+        Step::Command(command_spec(
+            cmd.clone(),
+            &args.migration,
+            downgrade,
+            loaded,
+        ))
     } else if let Some(sql) = file.and_then(|r| r.upgrade_sql.as_ref()) {
         Step::Sql(sql.iter().map(|p| loaded.resolve(p)).collect())
     } else if let Some(cmd) = file.and_then(|r| r.upgrade_cmd.as_ref()) {
-        Step::Command(command_spec(cmd.clone(), args, downgrade, loaded))
+        Step::Command(command_spec(
+            cmd.clone(),
+            &args.migration,
+            downgrade,
+            loaded,
+        ))
     } else {
         if !args.roundtrip_ignore.is_empty() {
             return Err(Error::Config(
@@ -699,7 +757,7 @@ fn roundtrip_plan(
 
 fn command_spec(
     command: String,
-    args: &CheckArgs,
+    args: &MigrationArgs,
     file: Option<&DowngradeConfig>,
     loaded: &Loaded,
 ) -> CommandSpec {
@@ -721,6 +779,74 @@ fn command_spec(
             .or_else(|| file.and_then(|d| d.url_scheme.clone()))
             .unwrap_or_else(|| "postgresql".into()),
     }
+}
+
+/// Everything `walk` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct WalkPlan {
+    pub input: InputPlan,
+    /// The revision to stop at; `base` is the empty revision set.
+    pub to: String,
+    /// Moves one revision down.
+    pub step: Step,
+    pub step_timeout: Option<Duration>,
+    pub superuser: bool,
+    pub revision_sql: Option<String>,
+    pub max_steps: usize,
+    pub result_out: Option<PathBuf>,
+    pub new_shape: Option<Severity>,
+}
+
+pub fn walk_plan(args: &WalkArgs, globals: &Globals) -> Result<WalkPlan> {
+    let loaded = load_config(args.input.config.as_deref())?;
+    let input = input_plan(&args.input, globals, &loaded)?;
+    let walk = loaded.config.walk.as_ref();
+    let downgrade = loaded.config.downgrade.as_ref();
+    let to = args
+        .to
+        .clone()
+        .or_else(|| walk.and_then(|w| w.to.clone()))
+        .ok_or_else(|| {
+            Error::Config(
+                "no target revision: pass --to REV (or --to base), or set [walk] to in pgsnapdiff.toml".into(),
+            )
+        })?;
+    let command = args
+        .step_cmd
+        .clone()
+        .or_else(|| walk.and_then(|w| w.step_cmd.clone()))
+        .unwrap_or_else(|| "alembic downgrade -1".into());
+    let max_steps = args
+        .max_steps
+        .or_else(|| walk.and_then(|w| w.max_steps))
+        .unwrap_or(100);
+    if max_steps == 0 {
+        return Err(Error::Config("--max-steps must be at least 1".into()));
+    }
+    Ok(WalkPlan {
+        input,
+        to,
+        step: Step::Command(command_spec(command, &args.migration, downgrade, &loaded)),
+        step_timeout: args
+            .migration
+            .downgrade_timeout
+            .or_else(|| downgrade.and_then(|d| d.timeout))
+            .map(Duration::from_secs),
+        superuser: args.migration.downgrade_superuser
+            || downgrade.and_then(|d| d.superuser).unwrap_or(false),
+        revision_sql: args
+            .revision_sql
+            .clone()
+            .or_else(|| walk.and_then(|w| w.revision_sql.clone())),
+        max_steps,
+        result_out: args
+            .result_out
+            .clone()
+            .or_else(|| loaded.path(&loaded.config.result_out)),
+        new_shape: args
+            .new_shape
+            .severity(loaded.config.rules.as_ref().and_then(|r| r.new_shape)),
+    })
 }
 
 pub fn snapshot_plan(args: &SnapshotArgs, globals: &Globals) -> Result<SnapshotPlan> {

@@ -83,6 +83,19 @@ impl DiffSink for Tee<'_> {
     }
 }
 
+/// Collects the schema operations (`/schema/...`), for reports: there are few of them.
+#[derive(Debug, Default)]
+pub struct SchemaChanges(pub Vec<PatchOperation>);
+
+impl DiffSink for SchemaChanges {
+    fn op(&mut self, op: &PatchOperation) -> Result<()> {
+        if op.path().as_str().starts_with("/schema/") {
+            self.0.push(op.clone());
+        }
+        Ok(())
+    }
+}
+
 /// Row counts per table, for reports.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct TableCounts {

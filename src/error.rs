@@ -77,6 +77,22 @@ impl Error {
         }
     }
 
+    /// A migration step's failure, told where it happened ("walk step 2 from revision 0003").
+    pub fn in_step(self, context: &str) -> Self {
+        match self {
+            Error::Downgrade {
+                kind,
+                problem,
+                output,
+            } => Error::Downgrade {
+                kind,
+                problem: format!("{context}: {problem}"),
+                output,
+            },
+            other => other,
+        }
+    }
+
     /// Captured output of a failed child process, printed above the one-line message.
     pub fn detail(&self) -> Option<&str> {
         match self {

@@ -81,6 +81,11 @@ pub async fn run(cli: Cli) -> Result<bool> {
             })
             .await
         }
+        Cmd::Walk(args) => {
+            let plan = cli::walk_plan(args, &globals)?;
+            report::set_quiet(plan.input.quiet);
+            within(plan.input.timeout, pipeline::walk::walk(&plan)).await
+        }
         Cmd::Diff(args) => {
             let limit = globals.timeout.map(Duration::from_secs);
             within(

@@ -227,57 +227,7 @@ impl CheckReport<'_> {
             None => writeln!(out)?,
         }
         writeln!(out)?;
-        for result in self.results.iter() {
-            let f = &result.findings;
-            if result.passed {
-                writeln!(out, "PASS  {}", result.name)?;
-                for note in &result.notes {
-                    writeln!(out, "      {note}")?;
-                }
-                continue;
-            }
-            let rows = match f.rows {
-                0 => String::new(),
-                1 => " in 1 row".to_string(),
-                n => format!(" in {n} rows"),
-            };
-            let s = if f.total == 1 { "" } else { "s" };
-            let label = if result.fails() { "FAIL" } else { "WARN" };
-            writeln!(
-                out,
-                "{label}  {}: {} finding{s}{rows}",
-                result.name, f.total
-            )?;
-            for note in &result.notes {
-                writeln!(out, "      {note}")?;
-            }
-            for finding in f.shown.iter().take(SHOW) {
-                if result.id == "expected-patch" || result.id == "round-trip" {
-                    let kind = finding.message.split(' ').next().unwrap_or("");
-                    let op = finding.expected.as_ref().or(finding.actual.as_ref());
-                    let op = op.map(Value::to_string).unwrap_or_default();
-                    writeln!(out, "      {kind:<10}  {op}")?;
-                } else if finding.expected.is_none() && finding.actual.is_none() {
-                    writeln!(out, "      {}: {}", finding.path, finding.message)?;
-                } else if finding.expected.is_none() {
-                    let actual = short(&finding.actual, 100);
-                    writeln!(out, "      {}: {}: {actual}", finding.path, finding.message)?;
-                } else {
-                    writeln!(
-                        out,
-                        "      {}: {}\n        expected {}\n        actual   {}",
-                        finding.path,
-                        finding.message,
-                        short(&finding.expected, 100),
-                        short(&finding.actual, 100)
-                    )?;
-                }
-            }
-            let listed = f.shown.len().min(SHOW) as u64;
-            if f.total > listed {
-                writeln!(out, "      ... and {} more", f.total - listed)?;
-            }
-        }
+        write_results(out, self.results)?;
         writeln!(out)?;
         let failed = self.results.iter().filter(|r| r.fails()).count();
         let warned = self.results.iter().filter(|r| !r.passed && !r.fails());
@@ -305,21 +255,6 @@ impl CheckReport<'_> {
     /// The JSON result (README "Result JSON"): context, counts, checks, and every finding.
     pub fn write_json(&mut self, out: &mut dyn Write) -> Result<()> {
         let err = |e: io::Error| Error::io("writing the result", e);
-        let timing: serde_json::Map<String, Value> = self
-            .phases
-            .iter()
-            .map(|(name, d)| {
-                (
-                    (*name).to_string(),
-                    json!((d.as_secs_f64() * 1000.0).round() / 1000.0),
-                )
-            })
-            .collect();
-        let checks: Vec<Value> = self
-            .results
-            .iter()
-            .map(|r| json!({"id": r.id, "name": r.name, "passed": r.passed, "severity": r.severity, "notes": r.notes, "findings": r.findings.total}))
-            .collect();
         let head = json!({
             "format": RESULT_FORMAT,
             "verdict": if self.proven() { "proven" } else { "not proven" },
@@ -327,26 +262,348 @@ impl CheckReport<'_> {
             "server": self.server,
             "upgrade": self.upgrade,
             "downgrade": self.downgrade,
-            "timing_seconds": timing,
+            "timing_seconds": timing_json(self.phases),
             "tables": self.summary.tables,
             "patch": {"operations": self.summary.ops(), "schema": self.summary.schema_ops, "data": self.summary.data_ops},
-            "checks": checks,
+            "checks": checks_json(self.results),
         });
-        let text = serde_json::to_string_pretty(&head).expect("JSON values serialize");
-        let text = text.strip_suffix("\n}").unwrap_or(&text);
-        write!(out, "{text},\n  \"findings\": [").map_err(err)?;
-        let mut first = true;
-        for result in self.results.iter_mut() {
-            result.findings.for_each(|f| {
-                let sep = if first { "\n    " } else { ",\n    " };
-                first = false;
-                let line = serde_json::to_string(f).expect("findings serialize");
-                write!(out, "{sep}{line}").map_err(err)
-            })?;
-        }
-        let end = if first { "]\n}\n" } else { "\n  ]\n}\n" };
-        out.write_all(end.as_bytes()).map_err(err)
+        write!(out, "{},\n  ", open_object(&head, "")).map_err(err)?;
+        write_findings_json(out, self.results, "  ")?;
+        out.write_all(b"\n}\n").map_err(err)
     }
+}
+
+/// One step of a walk: revision `from` → `to`, what it changed, what the rules found.
+pub struct WalkStep {
+    pub from: Vec<String>,
+    pub to: Vec<String>,
+    pub phases: Vec<(&'static str, Duration)>,
+    pub summary: Summary,
+    /// The `/schema/...` operations.
+    pub schema: Vec<PatchOperation>,
+    pub results: Vec<CheckResult>,
+}
+
+impl WalkStep {
+    fn title(&self) -> String {
+        format!("revision {} → {}", show_rev(&self.from), show_rev(&self.to))
+    }
+
+    /// (table, rows) this step removed from tables that exist on both sides (a dropped
+    /// table's rows are not counted as removed: the drop is a schema change).
+    fn lost(&self) -> Vec<(&str, u64)> {
+        self.summary
+            .tables
+            .iter()
+            .filter(|(_, c)| c.removed > 0)
+            .map(|(t, c)| (t.as_str(), c.removed))
+            .collect()
+    }
+
+    /// (table, rows it had) for the tables this step dropped.
+    fn dropped(&self) -> Vec<(&str, u64)> {
+        self.summary
+            .tables
+            .iter()
+            .filter(|(t, _)| {
+                let path = jsonptr::PointerBuf::from_tokens(["schema", "tables", t.as_str()]);
+                self.schema
+                    .iter()
+                    .any(|op| matches!(op, PatchOperation::Remove(r) if r.path == path))
+            })
+            .map(|(t, c)| (t.as_str(), c.rows_before))
+            .collect()
+    }
+}
+
+/// A revision set for humans: `0003`, `a+b` (merge heads), `base` (none).
+pub fn show_rev(revision: &[String]) -> String {
+    if revision.is_empty() {
+        "base".into()
+    } else {
+        revision.join("+")
+    }
+}
+
+/// What one `walk` did, step by step.
+pub struct WalkReport<'a> {
+    pub dump: &'a Path,
+    pub dump_format: &'a str,
+    pub pg_dump_version: Option<&'a str>,
+    pub server: String,
+    pub step_cmd: String,
+    pub to: &'a str,
+    pub phases: &'a [(&'static str, Duration)],
+    pub steps: &'a mut [WalkStep],
+    /// The walk reached `to` (false: a step failed; the error follows the report).
+    pub complete: bool,
+}
+
+impl WalkReport<'_> {
+    pub fn proven(&self) -> bool {
+        !self
+            .steps
+            .iter()
+            .any(|s| s.results.iter().any(CheckResult::fails))
+    }
+
+    pub fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "dump      {} ({} format{})",
+            self.dump.display(),
+            self.dump_format,
+            self.pg_dump_version
+                .map(|v| format!(", pg_dump {v}"))
+                .unwrap_or_default()
+        )?;
+        writeln!(out, "server    {}", self.server)?;
+        writeln!(
+            out,
+            "walk      {} per step, down to {}",
+            self.step_cmd, self.to
+        )?;
+        let phases: Vec<String> = self
+            .phases
+            .iter()
+            .map(|(name, d)| format!("{name} {}", secs(*d)))
+            .collect();
+        writeln!(out, "timing    {}", phases.join(", "))?;
+        for step in self.steps.iter() {
+            writeln!(out)?;
+            let phases: Vec<String> = step
+                .phases
+                .iter()
+                .map(|(name, d)| format!("{name} {}", secs(*d)))
+                .collect();
+            writeln!(out, "== {} ({})", step.title(), phases.join(", "))?;
+            for (table, n) in step.lost() {
+                writeln!(out, "lost      {n} rows of {table}")?;
+            }
+            for (table, n) in step.dropped() {
+                writeln!(out, "dropped   {table} with {n} rows")?;
+            }
+            let s = if step.schema.len() == 1 { "" } else { "s" };
+            writeln!(out, "schema    {} change{s}", step.schema.len())?;
+            for op in &step.schema {
+                let (kind, path) = (op_name(op), op.path());
+                writeln!(out, "          {kind:<8} {path}")?;
+            }
+            for (table, c) in &step.summary.tables {
+                writeln!(
+                    out,
+                    "table     {table}: {} rows before, {} after ({} changed, {} added, {} removed)",
+                    c.rows_before, c.rows_after, c.changed, c.added, c.removed
+                )?;
+            }
+            write_results(out, &step.results)?;
+        }
+        writeln!(out)?;
+        let losses: Vec<String> = self
+            .steps
+            .iter()
+            .flat_map(|s| {
+                s.lost()
+                    .into_iter()
+                    .map(|(t, n)| format!("{} lost {n} rows of {t}", s.title()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let failed: Vec<String> = self
+            .steps
+            .iter()
+            .filter(|s| s.results.iter().any(CheckResult::fails))
+            .map(WalkStep::title)
+            .collect();
+        let walked = format!(
+            "{} step{}",
+            self.steps.len(),
+            if self.steps.len() == 1 { "" } else { "s" }
+        );
+        if !self.complete {
+            writeln!(out, "walk stopped after {walked}: see the error below")?;
+        }
+        if failed.is_empty() {
+            writeln!(out, "walk proven: {walked}, no check failed")
+        } else {
+            writeln!(
+                out,
+                "walk NOT proven: checks failed in {}",
+                failed.join(", ")
+            )?;
+            for loss in losses {
+                writeln!(out, "  {loss}")?;
+            }
+            Ok(())
+        }
+    }
+
+    /// The walk JSON (README "Walk JSON"): context, then one object per step with its counts,
+    /// schema operations, checks and every finding.
+    pub fn write_json(&mut self, out: &mut dyn Write) -> Result<()> {
+        let err = |e: io::Error| Error::io("writing the result", e);
+        let head = json!({
+            "format": WALK_FORMAT,
+            "verdict": if self.proven() { "proven" } else { "not proven" },
+            "complete": self.complete,
+            "dump": {"path": self.dump, "format": self.dump_format, "pg_dump_version": self.pg_dump_version},
+            "server": self.server,
+            "step_cmd": self.step_cmd,
+            "to": self.to,
+            "timing_seconds": timing_json(self.phases),
+        });
+        write!(out, "{},\n  \"steps\": [", open_object(&head, "")).map_err(err)?;
+        for (i, step) in self.steps.iter_mut().enumerate() {
+            let counts = |v: Vec<(&str, u64)>| -> serde_json::Map<String, Value> {
+                v.into_iter()
+                    .map(|(t, n)| (t.to_string(), json!(n)))
+                    .collect()
+            };
+            let head = json!({
+                "from": step.from,
+                "to": step.to,
+                "timing_seconds": timing_json(&step.phases),
+                "tables": step.summary.tables,
+                "lost_rows": counts(step.lost()),
+                "dropped_tables": counts(step.dropped()),
+                "schema": step.schema,
+                "checks": checks_json(&step.results),
+            });
+            let sep = if i == 0 { "\n    " } else { ",\n    " };
+            write!(out, "{sep}{},\n      ", open_object(&head, "    ")).map_err(err)?;
+            write_findings_json(out, &mut step.results, "      ")?;
+            out.write_all(b"\n    }").map_err(err)?;
+        }
+        let end: &[u8] = if self.steps.is_empty() {
+            b"]\n}\n"
+        } else {
+            b"\n  ]\n}\n"
+        };
+        out.write_all(end).map_err(err)
+    }
+}
+
+fn op_name(op: &PatchOperation) -> &'static str {
+    match op {
+        PatchOperation::Add(_) => "add",
+        PatchOperation::Remove(_) => "remove",
+        PatchOperation::Replace(_) => "replace",
+        PatchOperation::Move(_) => "move",
+        PatchOperation::Copy(_) => "copy",
+        PatchOperation::Test(_) => "test",
+    }
+}
+
+/// Identifies the walk JSON format.
+pub const WALK_FORMAT: &str = "pgsnapdiff-walk/1";
+
+/// One line per check (PASS, WARN, FAIL), its notes, and the first findings of each failure.
+fn write_results(out: &mut dyn Write, results: &[CheckResult]) -> io::Result<()> {
+    for result in results {
+        let f = &result.findings;
+        if result.passed {
+            writeln!(out, "PASS  {}", result.name)?;
+            for note in &result.notes {
+                writeln!(out, "      {note}")?;
+            }
+            continue;
+        }
+        let rows = match f.rows {
+            0 => String::new(),
+            1 => " in 1 row".to_string(),
+            n => format!(" in {n} rows"),
+        };
+        let s = if f.total == 1 { "" } else { "s" };
+        let label = if result.fails() { "FAIL" } else { "WARN" };
+        writeln!(
+            out,
+            "{label}  {}: {} finding{s}{rows}",
+            result.name, f.total
+        )?;
+        for note in &result.notes {
+            writeln!(out, "      {note}")?;
+        }
+        for finding in f.shown.iter().take(SHOW) {
+            if result.id == "expected-patch" || result.id == "round-trip" {
+                let kind = finding.message.split(' ').next().unwrap_or("");
+                let op = finding.expected.as_ref().or(finding.actual.as_ref());
+                let op = op.map(Value::to_string).unwrap_or_default();
+                writeln!(out, "      {kind:<10}  {op}")?;
+            } else if finding.expected.is_none() && finding.actual.is_none() {
+                writeln!(out, "      {}: {}", finding.path, finding.message)?;
+            } else if finding.expected.is_none() {
+                let actual = short(&finding.actual, 100);
+                writeln!(out, "      {}: {}: {actual}", finding.path, finding.message)?;
+            } else {
+                writeln!(
+                    out,
+                    "      {}: {}\n        expected {}\n        actual   {}",
+                    finding.path,
+                    finding.message,
+                    short(&finding.expected, 100),
+                    short(&finding.actual, 100)
+                )?;
+            }
+        }
+        let listed = f.shown.len().min(SHOW) as u64;
+        if f.total > listed {
+            writeln!(out, "      ... and {} more", f.total - listed)?;
+        }
+    }
+    Ok(())
+}
+
+/// The checks' summary for the JSON outputs.
+fn checks_json(results: &[CheckResult]) -> Vec<Value> {
+    results
+        .iter()
+        .map(|r| json!({"id": r.id, "name": r.name, "passed": r.passed, "severity": r.severity, "notes": r.notes, "findings": r.findings.total}))
+        .collect()
+}
+
+/// `"findings": [...]` streamed, one finding per line, every one (spilled ones too).
+fn write_findings_json(
+    out: &mut dyn Write,
+    results: &mut [CheckResult],
+    indent: &str,
+) -> Result<()> {
+    let err = |e: io::Error| Error::io("writing the result", e);
+    write!(out, "\"findings\": [").map_err(err)?;
+    let mut first = true;
+    for result in results.iter_mut() {
+        result.findings.for_each(|f| {
+            let sep = if first { "" } else { "," };
+            first = false;
+            let line = serde_json::to_string(f).expect("findings serialize");
+            write!(out, "{sep}\n{indent}  {line}").map_err(err)
+        })?;
+    }
+    let end = if first {
+        "]".to_string()
+    } else {
+        format!("\n{indent}]")
+    };
+    out.write_all(end.as_bytes()).map_err(err)
+}
+
+fn timing_json(phases: &[(&'static str, Duration)]) -> serde_json::Map<String, Value> {
+    phases
+        .iter()
+        .map(|(name, d)| {
+            (
+                (*name).to_string(),
+                json!((d.as_secs_f64() * 1000.0).round() / 1000.0),
+            )
+        })
+        .collect()
+}
+
+/// The head of a JSON object, pretty-printed, without its closing brace, so that streamed
+/// members can follow.
+fn open_object(head: &Value, indent: &str) -> String {
+    let text = serde_json::to_string_pretty(head).expect("JSON values serialize");
+    let text = text.strip_suffix("\n}").unwrap_or(&text).to_string();
+    text.replace('\n', &format!("\n{indent}"))
 }
 
 /// Identifies the result JSON format.

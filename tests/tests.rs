@@ -1633,3 +1633,272 @@ fn output_to_a_fifo_or_symlink_never_replaces_it() {
         std::fs::read_to_string(expected_patch()).unwrap()
     );
 }
+
+// ---------------------------------------------------------------- walk (issue 8)
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct WalkDoc {
+    format: String,
+    verdict: String,
+    complete: bool,
+    dump: Value,
+    server: String,
+    step_cmd: String,
+    to: String,
+    timing_seconds: std::collections::BTreeMap<String, f64>,
+    steps: Vec<WalkStepDoc>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct WalkStepDoc {
+    from: Vec<String>,
+    to: Vec<String>,
+    timing_seconds: std::collections::BTreeMap<String, f64>,
+    tables: std::collections::BTreeMap<String, TableCountsDoc>,
+    lost_rows: std::collections::BTreeMap<String, u64>,
+    dropped_tables: std::collections::BTreeMap<String, u64>,
+    schema: Vec<Value>,
+    checks: Vec<CheckDoc>,
+    findings: Vec<FindingDoc>,
+}
+
+/// `walk` with the virtualenv's `alembic downgrade -1` in `project`; the run and, when one was
+/// written, the walk JSON.
+fn walk(
+    ctx: &Ctx,
+    dump: &std::path::Path,
+    project: &str,
+    extra: &[&str],
+) -> (Run, Option<WalkDoc>) {
+    let result = ctx.path("walk.json");
+    let step = alembic("downgrade -1");
+    let cwd = fixture(project);
+    let mut args = vec!["walk", "-c", "/dev/null", "--dump", s(dump)];
+    args.extend_from_slice(&["--step-cmd", &step, "--downgrade-cwd", s(&cwd)]);
+    args.extend_from_slice(&["--result-out", s(&result)]);
+    args.extend_from_slice(extra);
+    let run = ctx.run(&args);
+    let doc = std::fs::read_to_string(&result).ok().map(|text| {
+        serde_json::from_str::<WalkDoc>(&text)
+            .unwrap_or_else(|e| panic!("walk JSON does not match its schema: {e}\n{text}"))
+    });
+    (run, doc)
+}
+
+fn shop_dump() -> std::path::PathBuf {
+    fixture("walk/dumps/shop.dump")
+}
+
+#[test]
+fn walk_names_the_revision_that_lost_rows_and_exactly_which() {
+    let ctx = Ctx::new();
+    let (run, doc) = walk(&ctx, &shop_dump(), "walk/alembic", &["--to", "0001"]);
+    run.assert_code(1);
+    let doc = doc.unwrap();
+    assert_eq!(
+        (doc.format.as_str(), doc.verdict.as_str()),
+        ("pgsnapdiff-walk/1", "not proven")
+    );
+    assert!(doc.complete);
+    let revs: Vec<(String, String)> = doc
+        .steps
+        .iter()
+        .map(|s| (s.from.join(","), s.to.join(",")))
+        .collect();
+    let want = [("0004", "0003"), ("0003", "0002"), ("0002", "0001")];
+    assert_eq!(revs, want.map(|(a, b)| (a.to_string(), b.to_string())));
+
+    // 0004 → 0003 merges the names back: every customer changed, nothing lost.
+    let first = &doc.steps[0];
+    assert_eq!(first.tables["public.customers"].changed, 5);
+    assert!(first.lost_rows.is_empty() && first.findings.is_empty());
+    let schema: Vec<(&str, &str)> = first
+        .schema
+        .iter()
+        .map(|op| (op["op"].as_str().unwrap(), op["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        schema,
+        [
+            ("add", "/schema/tables/public.customers/columns/full_name"),
+            (
+                "remove",
+                "/schema/tables/public.customers/columns/first_name"
+            ),
+            (
+                "remove",
+                "/schema/tables/public.customers/columns/last_name"
+            ),
+        ]
+    );
+
+    // 0003 → 0002 is the lossy one: the two USD orders, and only them.
+    let lossy = &doc.steps[1];
+    assert_eq!(lossy.lost_rows, [("public.orders".to_string(), 2)].into());
+    let lost: Vec<(&str, &str)> = lossy
+        .findings
+        .iter()
+        .map(|f| (f.rule.as_str(), f.path.as_str()))
+        .collect();
+    assert_eq!(
+        lost,
+        [
+            ("rows-preserved", "/data/public.orders/5"),
+            ("rows-preserved", "/data/public.orders/7"),
+        ]
+    );
+    // numeric(10,2) keeps its text: 1500.00, not 1500.
+    let total = &lossy.findings[1].expected.as_ref().unwrap()["total"];
+    assert_eq!(total.to_string(), "1500.00");
+    assert!(
+        lossy
+            .checks
+            .iter()
+            .any(|c| c.id == "rows-preserved" && !c.passed)
+    );
+
+    // 0002 → 0001 drops orders: a schema change, reported as such, not a lost-rows failure.
+    let last = &doc.steps[2];
+    assert_eq!(
+        last.dropped_tables,
+        [("public.orders".to_string(), 6)].into()
+    );
+    assert!(last.lost_rows.is_empty() && last.findings.is_empty());
+
+    run.assert_stdout("== revision 0003 → 0002");
+    run.assert_stdout("lost      2 rows of public.orders");
+    run.assert_stdout("dropped   public.orders with 6 rows");
+    run.assert_stdout("walk NOT proven: checks failed in revision 0003 → 0002");
+    run.assert_stdout("  revision 0003 → 0002 lost 2 rows of public.orders");
+    // Restored once, then only moved down.
+    assert_eq!(
+        run.stderr.matches("restoring ").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn walk_of_the_sample_reports_its_one_revision_with_the_new_shape_rows() {
+    let ctx = Ctx::new();
+    let dump = sample_dump("onboarding.dump");
+    let (run, doc) = walk(
+        &ctx,
+        &dump,
+        "onboarding/alembic",
+        &["--to", "a1b2c3d4e5f6", "--url-scheme", "postgresql+asyncpg"],
+    );
+    run.assert_code(0);
+    let doc = doc.unwrap();
+    assert_eq!(doc.verdict, "proven");
+    assert_eq!(doc.steps.len(), 1);
+    let step = &doc.steps[0];
+    assert_eq!(
+        (step.from.clone(), step.to.clone()),
+        (vec!["b2c3d4e5f6g7".into()], vec!["a1b2c3d4e5f6".into()])
+    );
+    assert_eq!(step.tables["public.onboarding_states"].changed, 12);
+    let shape = findings_of_step(step, "new-shape");
+    assert_eq!(keys(&shape), ["10", "11"]);
+    run.assert_stdout("walk proven: 1 step, no check failed");
+}
+
+fn findings_of_step<'a>(step: &'a WalkStepDoc, rule: &str) -> Vec<&'a FindingDoc> {
+    step.findings.iter().filter(|f| f.rule == rule).collect()
+}
+
+#[test]
+fn walk_errors_name_the_step_and_still_report_what_was_walked() {
+    // A target that is not below the dump's revision: walked to base, then a clear error.
+    let ctx = Ctx::new();
+    let (run, doc) = walk(&ctx, &shop_dump(), "walk/alembic", &["--to", "9999"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("reached base without passing revision 9999; check --to"),
+        "{}",
+        run.stderr
+    );
+    let doc = doc.unwrap();
+    assert!(!doc.complete);
+    assert_eq!(doc.steps.len(), 4);
+    run.assert_stdout("walk stopped after 4 steps");
+
+    // A step command that does not move the revision.
+    let ctx = Ctx::new();
+    let result = ctx.path("walk.json");
+    let run = ctx.run(&[
+        "walk",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&shop_dump()),
+        "--to",
+        "0001",
+        "--step-cmd",
+        "true",
+        "--result-out",
+        s(&result),
+    ]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("walk step 1: `true` left the revision at 0004"),
+        "{}",
+        run.stderr
+    );
+
+    // A failing step: its output, then the step and revision it failed at.
+    let ctx = Ctx::new();
+    let run = ctx.run(&[
+        "walk",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&shop_dump()),
+        "--to",
+        "0001",
+        "--step-cmd",
+        "echo no database for you >&2; exit 3",
+    ]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("no database for you"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("downgrade failed: walk step 1 from revision 0004: `echo"),
+        "{}",
+        run.stderr
+    );
+
+    // Already there, and no target at all: errors before or right after the restore.
+    let ctx = Ctx::new();
+    let run = ctx.run(&[
+        "walk",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&shop_dump()),
+        "--to",
+        "0004",
+        "--step-cmd",
+        "true",
+    ]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("is already at revision 0004"),
+        "{}",
+        run.stderr
+    );
+    let run = ctx.run(&["walk", "-c", "/dev/null", "--dump", s(&shop_dump())]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("no target revision: pass --to REV"),
+        "{}",
+        run.stderr
+    );
+}

@@ -150,6 +150,39 @@ pub async fn header(client: &Client) -> Result<Header> {
     })
 }
 
+/// The database's current revision(s): `alembic_version`, or the rows of `sql` (first
+/// column, as text, sorted), run in a read-only transaction. Empty at Alembic's base.
+pub async fn revision(client: &Client, sql: Option<&str>) -> Result<Vec<String>> {
+    let Some(sql) = sql else {
+        let found = alembic_version(client).await?;
+        let revs = found.as_array().map(Vec::as_slice).unwrap_or_default();
+        return Ok(revs
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect());
+    };
+    let err = |e: tokio_postgres::Error| {
+        Error::Config(format!(
+            "--revision-sql failed: {}; it must be a query returning the revision in its first column",
+            db_message(&e)
+        ))
+    };
+    client.batch_execute("BEGIN READ ONLY").await.map_err(err)?;
+    let result = client.simple_query(sql).await;
+    client.batch_execute("ROLLBACK").await.map_err(err)?;
+    let mut revs: Vec<String> = result
+        .map_err(err)?
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(String::from),
+            _ => None,
+        })
+        .collect();
+    revs.sort();
+    Ok(revs)
+}
+
 async fn alembic_version(client: &Client) -> Result<Value> {
     let sql = format!(
         "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -9,6 +9,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub mod walk;
+
 use crate::cli::{CheckPlan, InputPlan, SnapshotPlan};
 use crate::diff::{self, DiffSink, Tee};
 use crate::downgrade;

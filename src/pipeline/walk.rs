@@ -1,0 +1,183 @@
+//! walk = boot → restore → (copy before → one revision down → diff before/after + rules)
+//! repeated until the target revision → report.
+//!
+//! The before-state of each step is the after-state of the previous one: the working database
+//! is restored once and only ever moved down; `BEFORE_DB` is re-copied from it before each step.
+
+use std::time::Instant;
+
+use super::{BEFORE_DB, WORK_DB, boot_and_restore, copy_database, tables_after, tables_of};
+use crate::cli::WalkPlan;
+use crate::diff::{self, DiffSink, SchemaChanges, Tee};
+use crate::downgrade::{self, Kind, RunOptions};
+use crate::error::{Error, Result, db_message};
+use crate::expect::rules::RowsPreserved;
+use crate::expect::shape::NewShape;
+use crate::report::{AtomicFile, WalkReport, WalkStep, progress, show_rev};
+use crate::server::Server;
+use crate::snapshot::db::{self, DbSource};
+
+fn at_target(revision: &[String], to: &str) -> bool {
+    if to == "base" {
+        revision.is_empty()
+    } else {
+        revision == [to]
+    }
+}
+
+async fn revision(server: &Server, plan: &WalkPlan) -> Result<Vec<String>> {
+    let client = server.connect(WORK_DB).await?;
+    db::revision(&client, plan.revision_sql.as_deref()).await
+}
+
+async fn drop_database(server: &Server, name: &str) -> Result<()> {
+    server
+        .connect("postgres")
+        .await?
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .map_err(|e| Error::Server(format!("dropping database {name}: {}", db_message(&e))))
+}
+
+/// One step: copy, move one revision down, diff and check. `from` is the revision before it.
+async fn step(
+    server: &Server,
+    plan: &WalkPlan,
+    dump: &std::path::Path,
+    number: usize,
+    from: Vec<String>,
+) -> Result<WalkStep> {
+    let started = Instant::now();
+    drop_database(server, BEFORE_DB).await?;
+    let before_tables = tables_of(server, WORK_DB, &plan.input.tables, dump).await?;
+    copy_database(server, WORK_DB, BEFORE_DB).await?;
+    progress(format!(
+        "step {number}: {} from revision {}",
+        plan.step.describe(),
+        show_rev(&from)
+    ));
+    let opts = RunOptions {
+        kind: Kind::Downgrade,
+        timeout: plan.step_timeout,
+        superuser: plan.superuser,
+    };
+    downgrade::run(server, WORK_DB, &plan.step, opts)
+        .await
+        .map_err(|e| {
+            e.in_step(&format!(
+                "walk step {number} from revision {}",
+                show_rev(&from)
+            ))
+        })?;
+    let step_time = started.elapsed();
+    let to = revision(server, plan).await?;
+    if to == from {
+        return Err(Error::Config(format!(
+            "walk step {number}: {} left the revision at {}; the step command must move exactly one revision down (--step-cmd)",
+            plan.step.describe(),
+            show_rev(&from)
+        )));
+    }
+
+    let started = Instant::now();
+    let after_tables =
+        tables_after(server, WORK_DB, &plan.input.tables, &before_tables, dump).await?;
+    let mut rows_preserved = RowsPreserved::default();
+    let mut new_shape = plan.new_shape.map(NewShape::new);
+    let mut schema = SchemaChanges::default();
+    let summary = {
+        let mut sinks: Vec<&mut dyn DiffSink> = vec![&mut rows_preserved, &mut schema];
+        sinks.extend(new_shape.iter_mut().map(|n| n as &mut dyn DiffSink));
+        let before = server.connect(BEFORE_DB).await?;
+        let after = server.connect(WORK_DB).await?;
+        diff::diff(
+            &mut DbSource::new(&before, before_tables),
+            &mut DbSource::new(&after, after_tables),
+            &mut Tee(sinks),
+        )
+        .await?
+    };
+    let mut results = vec![rows_preserved.finish()];
+    if let Some(n) = new_shape {
+        results.push(n.finish()?);
+    }
+    Ok(WalkStep {
+        from,
+        to,
+        phases: vec![("step", step_time), ("diff+check", started.elapsed())],
+        summary,
+        schema: schema.0,
+        results,
+    })
+}
+
+pub async fn walk(plan: &WalkPlan) -> Result<bool> {
+    plan.step.validate()?;
+    let mut phases = Vec::new();
+    let (dump, server) = boot_and_restore(&plan.input, &mut phases).await?;
+    let start = revision(&server, plan).await?;
+    if at_target(&start, &plan.to) {
+        return Err(Error::Config(format!(
+            "{} is already at revision {}: nothing to walk; pass an older --to",
+            dump.path.display(),
+            plan.to
+        )));
+    }
+    let mut steps: Vec<WalkStep> = Vec::new();
+    let mut current = start;
+    let outcome = loop {
+        if steps.len() == plan.max_steps {
+            break Err(Error::Config(format!(
+                "revision {} not reached after {} steps (now at {}); raise --max-steps or check --to",
+                plan.to,
+                plan.max_steps,
+                show_rev(&current)
+            )));
+        }
+        if current.is_empty() {
+            break Err(Error::Config(format!(
+                "reached base without passing revision {}; check --to",
+                plan.to
+            )));
+        }
+        match step(&server, plan, &dump.path, steps.len() + 1, current.clone()).await {
+            Ok(s) => {
+                current = s.to.clone();
+                steps.push(s);
+                if at_target(&current, &plan.to) {
+                    break Ok(());
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+
+    let mut report = WalkReport {
+        dump: &dump.path,
+        dump_format: dump.format.name(),
+        pg_dump_version: dump.pg_dump_version.as_deref(),
+        server: format!(
+            "PostgreSQL {} ({}, {})",
+            server.binaries.version,
+            server.binaries.origin,
+            server.binaries.bin_dir.display()
+        ),
+        step_cmd: plan.step.describe(),
+        to: &plan.to,
+        phases: &phases,
+        steps: &mut steps,
+        complete: outcome.is_ok(),
+    };
+    // What was walked is reported even when a step fails: it is what the user needs to see.
+    let mut stdout = std::io::stdout().lock();
+    report
+        .write_human(&mut stdout)
+        .map_err(|e| Error::io("writing the report", e))?;
+    if let Some(path) = &plan.result_out {
+        let mut file = AtomicFile::create(path)?;
+        report.write_json(&mut file)?;
+        file.commit()?;
+    }
+    outcome?;
+    Ok(report.proven())
+}
