@@ -76,6 +76,9 @@ pub struct CheckArgs {
     /// Write the result, with every finding, as JSON here (atomically).
     #[arg(long, value_name = "FILE")]
     pub result_out: Option<PathBuf>,
+    /// Write an audit report here: FILE.html (self-contained) or FILE.md.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Metadata restoration rule: 'TABLE METADATA_PTR FIELD_PTR=SOURCE_PTR ...' (repeat).
     #[arg(long = "metadata-rule", value_name = "SPEC")]
     pub metadata_rules: Vec<String>,
@@ -148,6 +151,9 @@ pub struct WalkArgs {
     /// Write the walk, with every finding, as JSON here (atomically).
     #[arg(long, value_name = "FILE")]
     pub result_out: Option<PathBuf>,
+    /// Write an audit report here, one section per revision: FILE.html or FILE.md.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub migration: MigrationArgs,
     #[command(flatten)]
@@ -246,6 +252,7 @@ struct FileConfig {
     expect_patch: Option<PathBuf>,
     patch_out: Option<PathBuf>,
     result_out: Option<PathBuf>,
+    report: Option<PathBuf>,
     downgrade: Option<DowngradeConfig>,
     postgres: Option<PostgresConfig>,
     rules: Option<RulesConfig>,
@@ -348,6 +355,8 @@ pub fn config_text_is_valid(text: &str) -> bool {
 struct Loaded {
     config: FileConfig,
     base: PathBuf,
+    /// The file read; None without one (or with /dev/null).
+    path: Option<PathBuf>,
 }
 
 impl Loaded {
@@ -372,6 +381,7 @@ fn load_config(explicit: Option<&Path>) -> Result<Loaded> {
             return Ok(Loaded {
                 config: FileConfig::default(),
                 base: PathBuf::from("."),
+                path: None,
             });
         }
     };
@@ -398,7 +408,10 @@ fn load_config(explicit: Option<&Path>) -> Result<Loaded> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    Ok(Loaded { config, base })
+    let path = std::fs::metadata(&path)
+        .is_ok_and(|m| m.is_file())
+        .then_some(path);
+    Ok(Loaded { config, base, path })
 }
 
 /// Everything `check` needs, resolved.
@@ -411,6 +424,8 @@ pub struct CheckPlan {
     pub expect_patch: Option<PathBuf>,
     pub patch_out: Option<PathBuf>,
     pub result_out: Option<PathBuf>,
+    /// The audit report (.html or .md).
+    pub report: Option<PathBuf>,
     pub metadata_rules: Vec<MetadataSpec>,
     pub after: AfterSpec,
     pub roundtrip: Option<RoundTripPlan>,
@@ -433,6 +448,8 @@ pub struct InputPlan {
     /// No progress lines (`--quiet` / `quiet`).
     pub quiet: bool,
     pub dump: PathBuf,
+    /// The config file read, if any (reports list it).
+    pub config: Option<PathBuf>,
     pub tables: Vec<String>,
     pub binaries: BinaryOptions,
     pub server: ServerOptions,
@@ -465,6 +482,7 @@ fn input_plan(args: &InputArgs, globals: &Globals, loaded: &Loaded) -> Result<In
         timeout: globals.timeout.or(file.timeout).map(Duration::from_secs),
         quiet: globals.quiet || file.quiet.unwrap_or(false),
         dump,
+        config: loaded.path.clone(),
         tables,
         binaries: BinaryOptions {
             pg_bin: args
@@ -564,6 +582,7 @@ pub fn check_plan(args: &CheckArgs, globals: &Globals) -> Result<CheckPlan> {
             .result_out
             .clone()
             .or_else(|| loaded.path(&loaded.config.result_out)),
+        report: report_path(args.report.as_ref(), &loaded)?,
         metadata_rules: metadata_rules(args, &loaded)?,
         after: after_spec(args, &loaded)?,
         roundtrip: roundtrip_plan(args, file, &loaded)?,
@@ -794,7 +813,17 @@ pub struct WalkPlan {
     pub revision_sql: Option<String>,
     pub max_steps: usize,
     pub result_out: Option<PathBuf>,
+    pub report: Option<PathBuf>,
     pub new_shape: Option<Severity>,
+}
+
+/// `--report` or `report`, its format checked now rather than after the work.
+fn report_path(flag: Option<&PathBuf>, loaded: &Loaded) -> Result<Option<PathBuf>> {
+    let path = flag.cloned().or_else(|| loaded.path(&loaded.config.report));
+    if let Some(p) = &path {
+        crate::report::audit::Kind::of(p)?;
+    }
+    Ok(path)
 }
 
 pub fn walk_plan(args: &WalkArgs, globals: &Globals) -> Result<WalkPlan> {
@@ -843,6 +872,7 @@ pub fn walk_plan(args: &WalkArgs, globals: &Globals) -> Result<WalkPlan> {
             .result_out
             .clone()
             .or_else(|| loaded.path(&loaded.config.result_out)),
+        report: report_path(args.report.as_ref(), &loaded)?,
         new_shape: args
             .new_shape
             .severity(loaded.config.rules.as_ref().and_then(|r| r.new_shape)),

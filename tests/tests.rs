@@ -1902,3 +1902,142 @@ fn walk_errors_name_the_step_and_still_report_what_was_walked() {
         run.stderr
     );
 }
+
+// ---------------------------------------------------------------- audit reports
+
+/// Where test screenshots of HTML reports go, for a human to look at.
+fn screenshot(name: &str) -> std::path::PathBuf {
+    let dir = repo().join("target/report-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn assert_png(path: &std::path::Path) {
+    let bytes = std::fs::read(path).unwrap();
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000,
+        "{} is not a real screenshot",
+        path.display()
+    );
+}
+
+/// The HTML must not fetch anything: no src/href/url()/@import at all.
+fn assert_self_contained(html: &str) {
+    for needle in ["src=", "href=", "url(", "@import", "<script", "<link"] {
+        assert!(!html.contains(needle), "report references {needle}");
+    }
+}
+
+#[test]
+fn walk_html_report_has_one_section_per_revision_in_a_real_browser() {
+    let ctx = Ctx::new();
+    let report = ctx.path("walk.html");
+    let (run, _) = walk(
+        &ctx,
+        &shop_dump(),
+        "walk/alembic",
+        &["--to", "0001", "--report", s(&report)],
+    );
+    run.assert_code(1);
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert_self_contained(&html);
+    let png = screenshot("walk.png");
+    let dom = render_html(&report, &png, &ctx.path("chromium-profile"));
+    assert_png(&png);
+    assert!(
+        dom.contains(r#"<span class="verdict bad" id="verdict">walk NOT proven</span>"#),
+        "{dom}"
+    );
+    let sections: Vec<&str> = dom.split("<section ").skip(1).collect();
+    assert_eq!(sections.len(), 3, "{dom}");
+    for (section, title) in sections
+        .iter()
+        .zip(["0004 → 0003", "0003 → 0002", "0002 → 0001"])
+    {
+        assert!(
+            section.contains(&format!("revision {title}</h2>")),
+            "{section}"
+        );
+    }
+    assert!(sections[1].contains("<strong>lost 2 rows of public.orders</strong>"));
+    assert!(sections[1].contains("/data/public.orders/7"));
+    assert!(sections[2].contains("<strong>dropped public.orders with 6 rows</strong>"));
+    assert!(!sections[0].contains("<strong>"));
+    // The chart is drawn: one bar per changed table.
+    assert!(sections[1].contains(r#"aria-label="changed rows per table""#));
+}
+
+#[test]
+fn check_reports_identify_inputs_and_render_in_a_real_browser() {
+    let ctx = Ctx::new();
+    let html = ctx.path("audit.html");
+    let md = ctx.path("audit.md");
+    let dump = sample_dump("onboarding.dump");
+    let (truthiness, patch) = (broken("truthiness"), expected_patch());
+    let config = rules_config(&ctx);
+    let base = [
+        "check",
+        "-c",
+        s(&config),
+        "--dump",
+        s(&dump),
+        "--downgrade-sql",
+        s(&truthiness),
+        "--expect-patch",
+        s(&patch),
+    ];
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--report", s(&html)]);
+    ctx.run(&args).assert_code(1);
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--report", s(&md)]);
+    ctx.run(&args).assert_code(1);
+
+    let sha = std::process::Command::new("sha256sum")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    let sha = String::from_utf8(sha.stdout).unwrap();
+    let sha = sha.split_whitespace().next().unwrap();
+    let text = std::fs::read_to_string(&html).unwrap();
+    assert_self_contained(&text);
+    assert!(text.contains(sha), "dump SHA-256 missing");
+    let png = screenshot("check.png");
+    let dom = render_html(&html, &png, &ctx.path("chromium-profile"));
+    assert_png(&png);
+    assert!(dom.contains("rollback NOT proven"));
+    assert!(dom.contains("metadata-restored: 1 finding"));
+    assert!(dom.contains("/data/public.onboarding_states/1/step_data/_migration_metadata"));
+    assert!(dom.contains("/schema/tables/public.onboarding_states/columns/agent_history"));
+
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        md.starts_with("# pgsnapdiff check: rollback NOT proven\n"),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!("| dump | `{}` | 8854 | `{sha}` |", dump.display())),
+        "{md}"
+    );
+    assert!(md.contains("| FAIL | rule metadata-restored"), "{md}");
+    assert!(md.contains("### FAIL metadata-restored: 1 finding"), "{md}");
+
+    // The format comes from the name, checked before any work.
+    let run = ctx.run(&[
+        "check",
+        "--dump",
+        s(&dump),
+        "--downgrade-sql",
+        s(&downgrade_sql()),
+        "--report",
+        "out.txt",
+    ]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("--report out.txt: name it FILE.html or FILE.md"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("restoring"), "{}", run.stderr);
+}

@@ -7,18 +7,18 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 pub mod walk;
 
 use crate::cli::{CheckPlan, InputPlan, SnapshotPlan};
-use crate::diff::{self, DiffSink, Tee};
-use crate::downgrade;
-use crate::downgrade::{Kind, RunOptions};
+use crate::diff::{self, DiffSink, SchemaChanges, Tee};
+use crate::downgrade::{self, Kind, RunOptions, Step};
 use crate::error::{Error, Result, db_message};
 use crate::expect::patch::ExpectedPatch;
 use crate::expect::rules::{AfterState, MetadataRestored, RoundTrip, RowsPreserved};
 use crate::expect::shape::NewShape;
+use crate::report::audit::{self, Audit, Input, Section};
 use crate::report::{AtomicFile, CheckReport, PatchWriter, progress, secs};
 use crate::restore::{self, Dump};
 use crate::server::{OWNER_ROLE, Server};
@@ -179,7 +179,52 @@ async fn tables_after(
         .collect())
 }
 
+/// The files a report identifies by size and SHA-256: the dump, the config, the migration SQL
+/// files, the expected patch.
+fn audit_inputs(
+    input: &InputPlan,
+    steps: &[(&'static str, &Step)],
+    expect_patch: Option<&Path>,
+) -> Result<Vec<Input>> {
+    let mut inputs = vec![Input::digest("dump", &input.dump)?];
+    if let Some(config) = &input.config {
+        inputs.push(Input::digest("config", config)?);
+    }
+    for (role, step) in steps {
+        if let Step::Sql(files) = step {
+            for file in files {
+                inputs.push(Input::digest(role, file)?);
+            }
+        }
+    }
+    if let Some(path) = expect_patch {
+        inputs.push(Input::digest("expected patch", path)?);
+    }
+    Ok(inputs)
+}
+
+/// A migration step for reports: the SQL files, or the command and where it ran.
+fn describe_step(step: &Step) -> String {
+    match step {
+        Step::Sql(_) => step.describe(),
+        Step::Command(spec) => format!("{} in {}", step.describe(), spec.cwd.display()),
+    }
+}
+
+fn dump_fact(dump: &Dump) -> String {
+    format!(
+        "{} ({} format{})",
+        dump.path.display(),
+        dump.format.name(),
+        dump.pg_dump_version
+            .as_deref()
+            .map(|v| format!(", pg_dump {v}"))
+            .unwrap_or_default()
+    )
+}
+
 pub async fn check(plan: &CheckPlan) -> Result<bool> {
+    let started_at = SystemTime::now();
     // Cheap checks first: a typo must not cost a restore.
     plan.downgrade.validate()?;
     if let Some(rt) = &plan.roundtrip {
@@ -247,8 +292,9 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
         .collect();
     let mut after_state = (!plan.after.is_empty()).then(|| AfterState::new(&plan.after));
     let mut new_shape = plan.new_shape.map(NewShape::new);
+    let mut schema = SchemaChanges::default();
     let summary = {
-        let mut sinks: Vec<&mut dyn DiffSink> = vec![&mut rows_preserved];
+        let mut sinks: Vec<&mut dyn DiffSink> = vec![&mut rows_preserved, &mut schema];
         sinks.extend(writer.iter_mut().map(|w| w as &mut dyn DiffSink));
         sinks.extend(expected.iter_mut().map(|e| e as &mut dyn DiffSink));
         sinks.extend(metadata.iter_mut().map(|m| m as &mut dyn DiffSink));
@@ -326,6 +372,53 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
         let mut file = AtomicFile::create(path)?;
         report.write_json(&mut file)?;
         file.commit()?;
+    }
+    if let Some(path) = &plan.report {
+        let mut steps = vec![("downgrade", &plan.downgrade)];
+        let mut facts = vec![
+            ("dump", dump_fact(&dump)),
+            ("server", report.server.clone()),
+            ("downgrade", describe_step(&plan.downgrade)),
+        ];
+        if let Some(rt) = &plan.roundtrip {
+            steps.push(("upgrade", &rt.upgrade));
+            facts.push(("upgrade (round trip)", describe_step(&rt.upgrade)));
+        }
+        facts.push((
+            "patch",
+            format!(
+                "{} operations ({} schema, {} data){}",
+                summary.ops(),
+                summary.schema_ops,
+                summary.data_ops,
+                plan.patch_out
+                    .as_ref()
+                    .map(|p| format!(", written to {}", p.display()))
+                    .unwrap_or_default()
+            ),
+        ));
+        let audit = Audit {
+            command: "check",
+            proven: report.proven(),
+            complete: true,
+            started: started_at,
+            facts,
+            inputs: audit_inputs(&plan.input, &steps, plan.expect_patch.as_deref())?,
+            phases: &phases,
+            sections: vec![Section {
+                title: "before → after the downgrade".into(),
+                headlines: Vec::new(),
+                phases: &[],
+                tables: summary
+                    .tables
+                    .iter()
+                    .map(|(t, c)| (t.as_str(), c))
+                    .collect(),
+                schema: &schema.0,
+                results: report.results,
+            }],
+        };
+        audit::write(&audit, path)?;
     }
     let built_in = ["rows-preserved", crate::expect::shape::RULE];
     if report

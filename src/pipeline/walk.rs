@@ -4,15 +4,19 @@
 //! The before-state of each step is the after-state of the previous one: the working database
 //! is restored once and only ever moved down; `BEFORE_DB` is re-copied from it before each step.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
-use super::{BEFORE_DB, WORK_DB, boot_and_restore, copy_database, tables_after, tables_of};
+use super::{
+    BEFORE_DB, WORK_DB, audit_inputs, boot_and_restore, copy_database, describe_step, dump_fact,
+    tables_after, tables_of,
+};
 use crate::cli::WalkPlan;
 use crate::diff::{self, DiffSink, SchemaChanges, Tee};
 use crate::downgrade::{self, Kind, RunOptions};
 use crate::error::{Error, Result, db_message};
 use crate::expect::rules::RowsPreserved;
 use crate::expect::shape::NewShape;
+use crate::report::audit::{self, Audit, Section};
 use crate::report::{AtomicFile, WalkReport, WalkStep, progress, show_rev};
 use crate::server::Server;
 use crate::snapshot::db::{self, DbSource};
@@ -112,6 +116,7 @@ async fn step(
 }
 
 pub async fn walk(plan: &WalkPlan) -> Result<bool> {
+    let started_at = SystemTime::now();
     plan.step.validate()?;
     let mut phases = Vec::new();
     let (dump, server) = boot_and_restore(&plan.input, &mut phases).await?;
@@ -177,6 +182,43 @@ pub async fn walk(plan: &WalkPlan) -> Result<bool> {
         let mut file = AtomicFile::create(path)?;
         report.write_json(&mut file)?;
         file.commit()?;
+    }
+    if let Some(path) = &plan.report {
+        let audit = Audit {
+            command: "walk",
+            proven: report.proven(),
+            complete: report.complete,
+            started: started_at,
+            facts: vec![
+                ("dump", dump_fact(&dump)),
+                ("server", report.server.clone()),
+                ("step", describe_step(&plan.step)),
+                (
+                    "walked",
+                    format!("{} steps, down to {}", report.steps.len(), plan.to),
+                ),
+            ],
+            inputs: audit_inputs(&plan.input, &[], None)?,
+            phases: &phases,
+            sections: report
+                .steps
+                .iter()
+                .map(|s| Section {
+                    title: s.title(),
+                    headlines: s.headlines(),
+                    phases: &s.phases,
+                    tables: s
+                        .summary
+                        .tables
+                        .iter()
+                        .map(|(t, c)| (t.as_str(), c))
+                        .collect(),
+                    schema: &s.schema,
+                    results: &s.results,
+                })
+                .collect(),
+        };
+        audit::write(&audit, path)?;
     }
     outcome?;
     Ok(report.proven())

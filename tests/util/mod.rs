@@ -263,3 +263,43 @@ pub fn tree_bytes(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// Debian's chromium, for checking HTML reports in a real browser. Never skipped: `scripts/test`
+/// installs it (`apt-get install chromium`).
+pub fn chromium() -> PathBuf {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .map(|name| Path::new("/usr/bin").join(name))
+        .find(|p| p.exists())
+        .expect("chromium is needed to check HTML reports: apt-get install chromium (scripts/test does)")
+}
+
+/// Open `html` in headless chromium with the network disabled: the DOM it built, and a
+/// screenshot at `png`.
+pub fn render_html(html: &Path, png: &Path, profile: &Path) -> String {
+    let run = |extra: &[&str]| {
+        let out = Command::new(chromium())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                // Any host lookup fails: a report that needs the network shows it.
+                "--host-resolver-rules=MAP * ~NOTFOUND",
+                "--window-size=1200,2400",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .expect("run chromium");
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&[&format!("--screenshot={}", png.display())]);
+    run(&["--dump-dom"])
+}

@@ -4,7 +4,10 @@
 //! output file is written to a temp file beside it and renamed into place, so a crash never
 //! leaves half a patch or snapshot; output is deterministic for equal input.
 
+pub mod audit;
+
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -79,9 +82,13 @@ impl AtomicFile {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        // A new file gets the usual 0666 minus umask (tempfile's default is 0600); a replaced
+        // file keeps its mode.
+        let mode = std::fs::metadata(&target).map_or(0o666, |m| m.permissions().mode());
         let file = tempfile::Builder::new()
             .prefix(".pgsnapdiff-")
             .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(mode))
             .tempfile_in(dir)
             .map_err(|e| Error::io(format!("cannot write in {}", dir.display()), e))?;
         Ok(AtomicFile {
@@ -285,7 +292,7 @@ pub struct WalkStep {
 }
 
 impl WalkStep {
-    fn title(&self) -> String {
+    pub fn title(&self) -> String {
         format!("revision {} → {}", show_rev(&self.from), show_rev(&self.to))
     }
 
@@ -297,6 +304,15 @@ impl WalkStep {
             .iter()
             .filter(|(_, c)| c.removed > 0)
             .map(|(t, c)| (t.as_str(), c.removed))
+            .collect()
+    }
+
+    /// "lost N rows of T", "dropped T with N rows": what a reader of the step needs first.
+    pub fn headlines(&self) -> Vec<String> {
+        let lost = self.lost().into_iter();
+        let lost = lost.map(|(t, n)| format!("lost {n} rows of {t}"));
+        let dropped = self.dropped().into_iter();
+        lost.chain(dropped.map(|(t, n)| format!("dropped {t} with {n} rows")))
             .collect()
     }
 
