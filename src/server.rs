@@ -803,8 +803,14 @@ impl Server {
 
     /// A superuser connection to `dbname`, driven on the current runtime.
     pub async fn connect(&self, dbname: &str) -> Result<tokio_postgres::Client> {
+        self.connect_as(dbname, &self.conn.user).await
+    }
+
+    /// A connection to `dbname` as `user` (e.g. `OWNER_ROLE`, for SQL the user wrote).
+    pub async fn connect_as(&self, dbname: &str, user: &str) -> Result<tokio_postgres::Client> {
         let (client, connection) = self
             .conn
+            .as_user(user)
             .config(dbname)
             .connect(tokio_postgres::NoTls)
             .await

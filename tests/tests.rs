@@ -2041,3 +2041,55 @@ fn check_reports_identify_inputs_and_render_in_a_real_browser() {
     );
     assert!(!run.stderr.contains("restoring"), "{}", run.stderr);
 }
+
+#[test]
+fn walk_works_with_any_step_command_and_revision_query() {
+    // No Alembic: the "migration tool" is psql with the connection from the environment, and
+    // the revision comes from the user's own query (run read-only, as the owner role).
+    let ctx = Ctx::new();
+    let step = "psql -X -q -v ON_ERROR_STOP=1 -c \"ALTER TABLE customers ADD COLUMN full_name text; \
+        UPDATE customers SET full_name = concat_ws(' ', first_name, last_name); \
+        ALTER TABLE customers DROP COLUMN first_name, DROP COLUMN last_name; \
+        UPDATE alembic_version SET version_num = '0003'\"";
+    let query = "SELECT 'shop-' || version_num FROM alembic_version";
+    let result = ctx.path("walk.json");
+    let dump = shop_dump();
+    let args = [
+        "walk",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&dump),
+        "--to",
+        "shop-0003",
+        "--step-cmd",
+        step,
+        "--revision-sql",
+        query,
+        "--result-out",
+        s(&result),
+    ];
+    let run = ctx.run(&args);
+    run.assert_code(0);
+    let doc: WalkDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert_eq!(doc.steps.len(), 1);
+    assert_eq!(
+        (doc.steps[0].from.clone(), doc.steps[0].to.clone()),
+        (vec!["shop-0004".into()], vec!["shop-0003".into()])
+    );
+    assert_eq!(doc.steps[0].tables["public.customers"].changed, 5);
+    run.assert_stdout("== revision shop-0004 → shop-0003");
+
+    // The revision query may not write.
+    let mut writing = args.to_vec();
+    writing[10] = "UPDATE alembic_version SET version_num = 'x' RETURNING version_num";
+    let run = ctx.run(&writing);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "--revision-sql failed: ERROR: cannot execute UPDATE in a read-only transaction"
+        ),
+        "{}",
+        run.stderr
+    );
+}

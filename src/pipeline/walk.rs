@@ -18,7 +18,7 @@ use crate::expect::rules::RowsPreserved;
 use crate::expect::shape::NewShape;
 use crate::report::audit::{self, Audit, Section};
 use crate::report::{AtomicFile, WalkReport, WalkStep, progress, show_rev};
-use crate::server::Server;
+use crate::server::{OWNER_ROLE, Server};
 use crate::snapshot::db::{self, DbSource};
 
 fn at_target(revision: &[String], to: &str) -> bool {
@@ -29,8 +29,10 @@ fn at_target(revision: &[String], to: &str) -> bool {
     }
 }
 
+/// The working database's revision. `--revision-sql` runs as the owner role (read-only): a
+/// dump's functions never run with superuser rights.
 async fn revision(server: &Server, plan: &WalkPlan) -> Result<Vec<String>> {
-    let client = server.connect(WORK_DB).await?;
+    let client = server.connect_as(WORK_DB, OWNER_ROLE).await?;
     db::revision(&client, plan.revision_sql.as_deref()).await
 }
 
