@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use jsonptr::PointerBuf;
 use serde::Deserialize;
 
+use crate::baseline::Volatile;
 use crate::downgrade::{CommandSpec, Step};
 use crate::error::{Error, Result};
 use crate::expect::Severity;
@@ -49,6 +50,22 @@ pub enum Cmd {
     /// Restore a dump once, then downgrade one revision at a time down to --to, reporting
     /// what each revision changed and lost.
     Walk(Box<WalkArgs>),
+    /// Show each pending baseline as a diff and accept, reject or skip it (on a terminal).
+    Review(BaselineArgs),
+    /// Accept pending baselines: each BASELINE.new replaces BASELINE.
+    Accept(BaselineArgs),
+    /// Reject pending baselines: each BASELINE.new is deleted.
+    Reject(BaselineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Baselines (or their .new files) [default: every pending file beside the config's
+    /// baselines, else in snapshots/].
+    pub paths: Vec<PathBuf>,
+    /// Config file [default: ./pgsnapdiff.toml when it exists].
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +96,14 @@ pub struct CheckArgs {
     /// Write an audit report here: FILE.html (self-contained) or FILE.md.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// CI mode: write no pending baseline, and fail on pending or orphaned baselines
+    /// [default: on when CI=true].
+    #[arg(long)]
+    pub check: bool,
+    /// Volatile value in baselines, as a pointer pattern with * for any token (repeat), e.g.
+    /// /data/public.onboarding_states/*/updated_at.
+    #[arg(long = "volatile", value_name = "POINTER")]
+    pub volatile: Vec<String>,
     /// Metadata restoration rule: 'TABLE METADATA_PTR FIELD_PTR=SOURCE_PTR ...' (repeat).
     #[arg(long = "metadata-rule", value_name = "SPEC")]
     pub metadata_rules: Vec<String>,
@@ -253,6 +278,7 @@ struct FileConfig {
     patch_out: Option<PathBuf>,
     result_out: Option<PathBuf>,
     report: Option<PathBuf>,
+    volatile: Option<Vec<String>>,
     downgrade: Option<DowngradeConfig>,
     postgres: Option<PostgresConfig>,
     rules: Option<RulesConfig>,
@@ -426,6 +452,10 @@ pub struct CheckPlan {
     pub result_out: Option<PathBuf>,
     /// The audit report (.html or .md).
     pub report: Option<PathBuf>,
+    /// Check mode (`--check`, CI=true): no pending baseline written; pending and orphaned
+    /// baselines fail the run.
+    pub check_baselines: bool,
+    pub volatile: Volatile,
     pub metadata_rules: Vec<MetadataSpec>,
     pub after: AfterSpec,
     pub roundtrip: Option<RoundTripPlan>,
@@ -583,6 +613,17 @@ pub fn check_plan(args: &CheckArgs, globals: &Globals) -> Result<CheckPlan> {
             .clone()
             .or_else(|| loaded.path(&loaded.config.result_out)),
         report: report_path(args.report.as_ref(), &loaded)?,
+        check_baselines: args.check || ci(),
+        volatile: Volatile::parse(
+            &loaded
+                .config
+                .volatile
+                .iter()
+                .flatten()
+                .chain(&args.volatile)
+                .cloned()
+                .collect::<Vec<_>>(),
+        )?,
         metadata_rules: metadata_rules(args, &loaded)?,
         after: after_spec(args, &loaded)?,
         roundtrip: roundtrip_plan(args, file, &loaded)?,
@@ -815,6 +856,30 @@ pub struct WalkPlan {
     pub result_out: Option<PathBuf>,
     pub report: Option<PathBuf>,
     pub new_shape: Option<Severity>,
+}
+
+/// Running in CI: `CI` is `true` or `1` (GitHub Actions, GitLab, most others).
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1"))
+}
+
+/// What `review`, `accept` and `reject` work on.
+#[derive(Debug, Clone)]
+pub struct BaselinePlan {
+    pub paths: Vec<PathBuf>,
+    /// The config's baselines (the expected patch), whose directories hold pending files.
+    pub used: Vec<PathBuf>,
+}
+
+pub fn baseline_plan(args: &BaselineArgs) -> Result<BaselinePlan> {
+    let loaded = load_config(args.config.as_deref())?;
+    Ok(BaselinePlan {
+        paths: args.paths.clone(),
+        used: loaded
+            .path(&loaded.config.expect_patch)
+            .into_iter()
+            .collect(),
+    })
 }
 
 /// `--report` or `report`, its format checked now rather than after the work.

@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the code map. `run` is the whole program; `main.rs` only calls it.
 
+pub mod baseline;
 pub mod cli;
 pub mod diff;
 pub mod downgrade;
@@ -85,6 +86,29 @@ pub async fn run(cli: Cli) -> Result<bool> {
             let plan = cli::walk_plan(args, &globals)?;
             report::set_quiet(plan.input.quiet);
             within(plan.input.timeout, pipeline::walk::walk(&plan)).await
+        }
+        Cmd::Review(args) | Cmd::Accept(args) | Cmd::Reject(args) => {
+            let plan = cli::baseline_plan(args)?;
+            let pending = baseline::pending_files(&plan.paths, &plan.used)?;
+            match &cli.command {
+                Cmd::Review(_) => baseline::review(&pending, report::color_stdout())?,
+                Cmd::Accept(_) => {
+                    for file in &pending {
+                        let baseline = baseline::accept(file)?;
+                        report::progress(format!("accepted {}", baseline.display()));
+                    }
+                }
+                _ => {
+                    for file in &pending {
+                        baseline::reject(file)?;
+                        report::progress(format!("rejected {}", file.display()));
+                    }
+                }
+            }
+            if pending.is_empty() {
+                report::progress("no pending baseline");
+            }
+            Ok(true)
         }
         Cmd::Diff(args) => {
             let limit = globals.timeout.map(Duration::from_secs);

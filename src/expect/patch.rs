@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use json_patch::PatchOperation;
 
 use super::{CheckResult, Finding, Findings};
+use crate::baseline::Volatile;
 use crate::diff::DiffSink;
 use crate::error::{Error, Result};
 
@@ -36,7 +37,7 @@ fn finding(message: &str, op: &PatchOperation, missing: bool) -> Finding {
 pub fn read_patch(path: &Path) -> Result<Vec<PatchOperation>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let problem = if e.kind() == std::io::ErrorKind::NotFound {
-            "no such expected patch; write one with `pgsnapdiff check --patch-out FILE` and review it".to_string()
+            "no such patch file".to_string()
         } else {
             format!("cannot read: {e}")
         };
@@ -53,6 +54,8 @@ pub fn read_patch(path: &Path) -> Result<Vec<PatchOperation>> {
 /// Compares the emitted patch with an expected one.
 pub struct ExpectedPatch {
     path: PathBuf,
+    /// No baseline yet: one finding says so, instead of every operation as unexpected.
+    missing: bool,
     remaining: HashMap<String, (usize, PatchOperation)>,
     expected_ops: usize,
     unexpected: Vec<PatchOperation>,
@@ -63,15 +66,24 @@ pub struct ExpectedPatch {
 const KEEP_UNEXPECTED: usize = 100_000;
 
 impl ExpectedPatch {
-    pub fn load(path: &Path) -> Result<Self> {
-        let ops = read_patch(path)?;
+    /// The baseline at `path`, volatile values replaced as in the emitted patch; a missing
+    /// file is a baseline yet to be written (a finding, not an error).
+    pub fn load(path: &Path, volatile: &Volatile) -> Result<Self> {
+        let missing = !path.exists();
+        let ops = if missing {
+            Vec::new()
+        } else {
+            read_patch(path)?
+        };
         let expected_ops = ops.len();
         let mut remaining: HashMap<String, (usize, PatchOperation)> = HashMap::new();
         for op in ops {
+            let op = volatile.op(&op);
             remaining.entry(canonical(&op)).or_insert((0, op)).0 += 1;
         }
         Ok(ExpectedPatch {
             path: path.to_path_buf(),
+            missing,
             remaining,
             expected_ops,
             unexpected: Vec::new(),
@@ -81,6 +93,26 @@ impl ExpectedPatch {
 
     /// Findings sorted by path, so a removed row comes before the operations inside it.
     pub fn finish(self) -> Result<CheckResult> {
+        if self.missing {
+            let mut findings = Findings::default();
+            findings.push(Finding {
+                rule: "expected-patch".into(),
+                message: format!(
+                    "no baseline yet ({} operations emitted); review the pending one and accept it",
+                    self.unexpected_total
+                ),
+                table: None,
+                key: None,
+                path: self.path.display().to_string(),
+                expected: None,
+                actual: None,
+            })?;
+            return Ok(CheckResult::new(
+                "expected-patch",
+                format!("expected patch {} (missing)", self.path.display()),
+                findings,
+            ));
+        }
         let mut all: Vec<(PatchOperation, bool)> = self
             .remaining
             .into_values()

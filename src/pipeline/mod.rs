@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub mod walk;
 
+use crate::baseline::{self, Redacting};
 use crate::cli::{CheckPlan, InputPlan, SnapshotPlan};
 use crate::diff::{self, DiffSink, SchemaChanges, Tee};
 use crate::downgrade::{self, Kind, RunOptions, Step};
@@ -233,8 +234,20 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
     let mut expected = plan
         .expect_patch
         .as_deref()
-        .map(ExpectedPatch::load)
+        .map(|p| ExpectedPatch::load(p, &plan.volatile))
         .transpose()?;
+    // The pending baseline, committed only on a mismatch, never in check mode.
+    let mut pending = match (&plan.expect_patch, plan.check_baselines) {
+        (Some(baseline), false) => {
+            let path = baseline::pending_of(baseline);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            }
+            Some((path.clone(), PatchWriter::new(AtomicFile::create(&path)?)))
+        }
+        _ => None,
+    };
     // Tables the rules need are snapshotted even when --table narrows the rest.
     let mut wanted = plan.input.tables.clone();
     if !wanted.is_empty() {
@@ -294,9 +307,18 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
     let mut new_shape = plan.new_shape.map(NewShape::new);
     let mut schema = SchemaChanges::default();
     let summary = {
-        let mut sinks: Vec<&mut dyn DiffSink> = vec![&mut rows_preserved, &mut schema];
-        sinks.extend(writer.iter_mut().map(|w| w as &mut dyn DiffSink));
-        sinks.extend(expected.iter_mut().map(|e| e as &mut dyn DiffSink));
+        // Patch outputs and the baseline see volatile values replaced; the rules see them all.
+        let mut facing: Vec<&mut dyn DiffSink> = Vec::new();
+        facing.extend(writer.iter_mut().map(|w| w as &mut dyn DiffSink));
+        facing.extend(expected.iter_mut().map(|e| e as &mut dyn DiffSink));
+        facing.extend(pending.iter_mut().map(|(_, p)| p as &mut dyn DiffSink));
+        let mut facing = Tee(facing);
+        let mut redacting = Redacting {
+            volatile: &plan.volatile,
+            inner: &mut facing,
+        };
+        let mut sinks: Vec<&mut dyn DiffSink> =
+            vec![&mut rows_preserved, &mut schema, &mut redacting];
         sinks.extend(metadata.iter_mut().map(|m| m as &mut dyn DiffSink));
         sinks.extend(after_state.iter_mut().map(|a| a as &mut dyn DiffSink));
         sinks.extend(new_shape.iter_mut().map(|a| a as &mut dyn DiffSink));
@@ -314,7 +336,29 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
     }
     let mut results = Vec::new();
     if let Some(e) = expected {
-        results.push(e.finish()?);
+        let mut result = e.finish()?;
+        match pending {
+            Some((path, writer)) if !result.passed => {
+                writer.finish()?.commit()?;
+                result.notes.push(format!(
+                    "pending baseline written: {}; review it with `pgsnapdiff review` (or `pgsnapdiff accept`/`reject`)",
+                    path.display()
+                ));
+            }
+            Some((path, _)) if path.exists() => {
+                std::fs::remove_file(&path)
+                    .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+                progress(format!(
+                    "removed {}: the baseline matches now",
+                    path.display()
+                ));
+            }
+            _ if plan.check_baselines && !result.passed => result
+                .notes
+                .push("check mode (--check or CI=true): no pending baseline written".into()),
+            _ => {}
+        }
+        results.push(result);
     }
     results.push(rows_preserved.finish());
     for m in metadata {
@@ -325,6 +369,12 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
     }
     if let Some(n) = new_shape {
         results.push(n.finish()?);
+    }
+    if plan.check_baselines {
+        let used: Vec<_> = plan.expect_patch.iter().cloned().collect();
+        if !used.is_empty() {
+            results.push(baseline::check_result(&used)?);
+        }
     }
     phases.push(("diff+check", started.elapsed()));
 

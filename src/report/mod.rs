@@ -6,7 +6,7 @@
 
 pub mod audit;
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +33,11 @@ pub fn progress(message: impl AsRef<str>) {
     if !QUIET.load(Ordering::Relaxed) {
         eprintln!("pgsnapdiff: {}", message.as_ref());
     }
+}
+
+/// Color on stdout: a terminal, and NO_COLOR unset (https://no-color.org).
+pub fn color_stdout() -> bool {
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 pub fn secs(d: Duration) -> String {
@@ -540,10 +545,11 @@ fn write_results(out: &mut dyn Write, results: &[CheckResult]) -> io::Result<()>
             writeln!(out, "      {note}")?;
         }
         for finding in f.shown.iter().take(SHOW) {
-            if result.id == "expected-patch" || result.id == "round-trip" {
+            // A finding that carries a patch operation (expected-patch, round-trip) shows it.
+            let op = finding.expected.as_ref().or(finding.actual.as_ref());
+            let op = op.filter(|v| v.get("op").is_some() && v.get("path").is_some());
+            if let Some(op) = op {
                 let kind = finding.message.split(' ').next().unwrap_or("");
-                let op = finding.expected.as_ref().or(finding.actual.as_ref());
-                let op = op.map(Value::to_string).unwrap_or_default();
                 writeln!(out, "      {kind:<10}  {op}")?;
             } else if finding.expected.is_none() && finding.actual.is_none() {
                 writeln!(out, "      {}: {}", finding.path, finding.message)?;

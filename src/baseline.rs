@@ -1,0 +1,385 @@
+//! Regression baselines, the way `insta` users know them: a committed baseline (the expected
+//! patch) per case; on a mismatch, the new result is written beside it as a pending file
+//! (`BASELINE.new`) to review, accept or reject; in CI (`--check`, `CI=true`) nothing is written
+//! and pending or orphaned baselines fail the run. Volatile values (timestamps, generated ids)
+//! are replaced by `"[volatile]"` by declared pointer patterns, so baselines don't churn.
+//!
+//! Invariants: a baseline is only ever replaced by `accept` (an explicit user action); pending
+//! files are written atomically and only outside check mode.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use json_patch::PatchOperation;
+use jsonptr::PointerBuf;
+use serde_json::Value;
+
+use crate::diff::DiffSink;
+use crate::error::{Error, Result};
+use crate::expect::{CheckResult, Finding, Findings};
+use crate::snapshot::Header;
+
+/// What replaces a volatile value.
+pub const VOLATILE: &str = "[volatile]";
+
+/// A pending file: the baseline's path plus this.
+pub const PENDING: &str = ".new";
+
+/// File names that are baselines, for orphan detection.
+const BASELINE_SUFFIXES: &[&str] = &[".patch.json"];
+
+pub fn pending_of(baseline: &Path) -> PathBuf {
+    let mut name = baseline.as_os_str().to_owned();
+    name.push(PENDING);
+    PathBuf::from(name)
+}
+
+fn baseline_of(pending: &Path) -> Option<PathBuf> {
+    let name = pending.to_str()?.strip_suffix(PENDING)?;
+    Some(PathBuf::from(name))
+}
+
+// ----------------------------------------------------------------------------- volatile values
+
+/// Pointer patterns whose values are replaced by `"[volatile]"`: RFC 6901 pointers in which a
+/// `*` token matches any one token, e.g. `/data/public.onboarding_states/*/updated_at`.
+#[derive(Debug, Clone, Default)]
+pub struct Volatile {
+    patterns: Vec<Vec<String>>,
+}
+
+impl Volatile {
+    pub fn parse(patterns: &[String]) -> Result<Self> {
+        let patterns = patterns
+            .iter()
+            .map(|p| {
+                let ptr = PointerBuf::parse(p.as_str()).map_err(|e| {
+                    Error::Config(format!(
+                        "volatile {p:?} is not a JSON Pointer pattern ({e}); write it like /data/public.t/*/updated_at"
+                    ))
+                })?;
+                Ok(ptr.tokens().map(|t| t.decoded().into_owned()).collect())
+            })
+            .collect::<Result<_>>()?;
+        Ok(Volatile { patterns })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// The operation with every value at a volatile path replaced.
+    pub fn op(&self, op: &PatchOperation) -> PatchOperation {
+        if self.patterns.is_empty() {
+            return op.clone();
+        }
+        let path: Vec<String> = op
+            .path()
+            .tokens()
+            .map(|t| t.decoded().into_owned())
+            .collect();
+        let mut op = op.clone();
+        let value = match &mut op {
+            PatchOperation::Add(o) => &mut o.value,
+            PatchOperation::Replace(o) => &mut o.value,
+            PatchOperation::Test(o) => &mut o.value,
+            _ => return op,
+        };
+        for pattern in &self.patterns {
+            let n = pattern.len().min(path.len());
+            let prefix = pattern[..n].iter().zip(&path[..n]);
+            if prefix.clone().all(|(p, t)| p == "*" || p == t) {
+                redact(value, &pattern[n..]);
+            }
+        }
+        op
+    }
+}
+
+/// Replace what `rest` (relative pattern tokens) reaches inside `value`.
+fn redact(value: &mut Value, rest: &[String]) {
+    let Some((first, rest)) = rest.split_first() else {
+        *value = Value::String(VOLATILE.into());
+        return;
+    };
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if first == "*" || first == key {
+                    redact(child, rest);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter_mut().enumerate() {
+                if first == "*" || *first == i.to_string() {
+                    redact(child, rest);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Sends operations, volatile values replaced, to the baseline-facing sinks.
+pub struct Redacting<'a> {
+    pub volatile: &'a Volatile,
+    pub inner: &'a mut dyn DiffSink,
+}
+
+impl DiffSink for Redacting<'_> {
+    fn header(&mut self, before: &Header, after: &Header) -> Result<()> {
+        self.inner.header(before, after)
+    }
+    fn table(&mut self, name: &str, before: bool, after: bool) -> Result<()> {
+        self.inner.table(name, before, after)
+    }
+    fn op(&mut self, op: &PatchOperation) -> Result<()> {
+        self.inner.op(&self.volatile.op(op))
+    }
+}
+
+// ------------------------------------------------------------------------------ check mode
+
+/// The directories baselines live in: those of the `used` ones, else `snapshots/`.
+pub fn dirs(used: &[PathBuf]) -> Vec<PathBuf> {
+    if used.is_empty() {
+        return vec![PathBuf::from("snapshots")];
+    }
+    let dirs: BTreeSet<PathBuf> = used.iter().map(|p| parent(p)).collect();
+    dirs.into_iter().collect()
+}
+
+/// Pending files (`*.new`) and orphaned baselines (baseline files no case uses) in the
+/// directories of the `used` baselines.
+pub fn scan(used: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let used_set: BTreeSet<PathBuf> = used.iter().map(|p| normal(p)).collect();
+    let (mut pending, mut orphans) = (Vec::new(), Vec::new());
+    for dir in dirs(used) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for file in files {
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.ends_with(PENDING) {
+                pending.push(file);
+            } else if BASELINE_SUFFIXES.iter().any(|s| name.ends_with(s))
+                && !used_set.contains(&normal(&file))
+            {
+                orphans.push(file);
+            }
+        }
+    }
+    Ok((pending, orphans))
+}
+
+fn parent(p: &Path) -> PathBuf {
+    p.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+fn normal(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The `baselines` check of a `--check` run: every pending or orphaned baseline is a finding.
+pub fn check_result(used: &[PathBuf]) -> Result<CheckResult> {
+    let (pending, orphans) = scan(used)?;
+    let mut findings = Findings::default();
+    for (file, message) in pending
+        .iter()
+        .map(|f| {
+            (
+                f,
+                "pending baseline: accept or reject it (pgsnapdiff review)",
+            )
+        })
+        .chain(orphans.iter().map(|f| {
+            (
+                f,
+                "orphaned baseline: no case uses it; delete it or point a case at it",
+            )
+        }))
+    {
+        findings.push(Finding {
+            rule: "baselines".into(),
+            message: message.into(),
+            table: None,
+            key: None,
+            path: file.display().to_string(),
+            expected: None,
+            actual: None,
+        })?;
+    }
+    Ok(CheckResult::new(
+        "baselines",
+        "baselines: no pending or orphaned baseline (--check)".into(),
+        findings,
+    ))
+}
+
+// ------------------------------------------------------------------ review, accept, reject
+
+/// The pending files `paths` name (a baseline or its pending file), or every pending file
+/// beside the `used` baselines.
+pub fn pending_files(paths: &[PathBuf], used: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if paths.is_empty() {
+        return Ok(scan(used)?.0);
+    }
+    paths
+        .iter()
+        .map(|p| {
+            let pending = if baseline_of(p).is_some() {
+                p.clone()
+            } else {
+                pending_of(p)
+            };
+            if pending.is_file() {
+                Ok(pending)
+            } else {
+                Err(Error::input(
+                    &pending,
+                    "no such pending baseline; `pgsnapdiff check` writes one when a baseline does not match",
+                ))
+            }
+        })
+        .collect()
+}
+
+pub fn accept(pending: &Path) -> Result<PathBuf> {
+    let baseline = baseline_of(pending).expect("pending files end in .new");
+    std::fs::rename(pending, &baseline)
+        .map_err(|e| Error::io(format!("accepting {}", pending.display()), e))?;
+    Ok(baseline)
+}
+
+pub fn reject(pending: &Path) -> Result<()> {
+    std::fs::remove_file(pending)
+        .map_err(|e| Error::io(format!("rejecting {}", pending.display()), e))
+}
+
+/// A unified diff of the baseline (or nothing, for a new one) and its pending file.
+pub fn diff_text(pending: &Path, color: bool) -> Result<String> {
+    let baseline = baseline_of(pending).expect("pending files end in .new");
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| Error::io(format!("reading {}", p.display()), e))
+    };
+    let old = if baseline.exists() {
+        read(&baseline)?
+    } else {
+        String::new()
+    };
+    let new = read(pending)?;
+    let diff = similar::TextDiff::from_lines(&old, &new);
+    let mut out = String::new();
+    let header = format!(
+        "--- {}{}\n+++ {}\n",
+        baseline.display(),
+        if baseline.exists() { "" } else { " (new)" },
+        pending.display()
+    );
+    out.push_str(&header);
+    for hunk in diff.unified_diff().context_radius(2).iter_hunks() {
+        for line in hunk.to_string().lines() {
+            let paint = match line.as_bytes().first() {
+                Some(b'+') if color => "\x1b[32m",
+                Some(b'-') if color => "\x1b[31m",
+                Some(b'@') if color => "\x1b[36m",
+                _ => "",
+            };
+            let reset = if paint.is_empty() { "" } else { "\x1b[0m" };
+            out.push_str(&format!("{paint}{line}{reset}\n"));
+        }
+    }
+    Ok(out)
+}
+
+/// `pgsnapdiff review`: each pending change as a diff, then accept, reject or skip.
+pub fn review(pending: &[PathBuf], color: bool) -> Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Error::Config(
+            "review asks on a terminal; without one use `pgsnapdiff accept` or `pgsnapdiff reject`"
+                .into(),
+        ));
+    }
+    let mut out = std::io::stdout().lock();
+    let err = |e| Error::io("reviewing", e);
+    for (i, file) in pending.iter().enumerate() {
+        write!(
+            out,
+            "\n[{}/{}] {}",
+            i + 1,
+            pending.len(),
+            diff_text(file, color)?
+        )
+        .map_err(err)?;
+        loop {
+            write!(out, "[a]ccept, [r]eject, [s]kip? ").map_err(err)?;
+            out.flush().map_err(err)?;
+            let mut answer = String::new();
+            if stdin.lock().read_line(&mut answer).map_err(err)? == 0 {
+                return Ok(());
+            }
+            match answer.trim() {
+                "a" | "accept" => {
+                    let baseline = accept(file)?;
+                    writeln!(out, "accepted: {}", baseline.display()).map_err(err)?;
+                }
+                "r" | "reject" => {
+                    reject(file)?;
+                    writeln!(out, "rejected: {} removed", file.display()).map_err(err)?;
+                }
+                "s" | "skip" | "" => writeln!(out, "skipped").map_err(err)?,
+                _ => continue,
+            }
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn volatile_patterns_reach_into_added_rows_and_match_any_token() {
+        let v = Volatile::parse(&[
+            "/data/public.t/*/updated_at".into(),
+            "/data/public.t/*/meta/*/at".into(),
+        ])
+        .unwrap();
+        let op: PatchOperation =
+            serde_json::from_value(json!({"op": "add", "path": "/data/public.t/7",
+            "value": {"id": 7, "updated_at": "2026-11-24", "meta": [{"at": 1, "x": 2}]}}))
+            .unwrap();
+        let got = serde_json::to_value(v.op(&op)).unwrap();
+        assert_eq!(
+            got["value"],
+            json!({"id": 7, "updated_at": "[volatile]", "meta": [{"at": "[volatile]", "x": 2}]})
+        );
+        let op: PatchOperation = serde_json::from_value(
+            json!({"op": "replace", "path": "/data/public.t/7/updated_at", "value": "x"}),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(v.op(&op)).unwrap()["value"],
+            json!("[volatile]")
+        );
+        let op: PatchOperation = serde_json::from_value(
+            json!({"op": "replace", "path": "/data/public.u/7/updated_at", "value": "x"}),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(v.op(&op)).unwrap()["value"],
+            json!("x")
+        );
+    }
+}
