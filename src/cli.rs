@@ -29,9 +29,12 @@ pub const DEFAULT_CONFIG: &str = "pgsnapdiff.toml";
     after_help = "Exit status: 0 rollback proven (diff: identical), 1 not proven (diff: different), 2 error."
 )]
 pub struct Cli {
-    /// No progress lines on stderr.
+    /// No progress lines or notes on stderr.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Progress lines on stderr even when it is not a terminal (CI logs).
+    #[arg(long, short = 'v', global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
     /// Stop the whole run after this many seconds (exit 2, everything cleaned up).
     #[arg(long, global = true, value_name = "SECS", env = "PGSNAPDIFF_TIMEOUT")]
     pub timeout: Option<u64>,
@@ -96,6 +99,10 @@ pub struct CheckArgs {
     /// Write an audit report here: FILE.html (self-contained) or FILE.md.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// What stdout gets: human, json (the result JSON), junit (XML), github (annotations, then
+    /// the human report) [default: human].
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<OutputFormat>,
     /// CI mode: write no pending baseline, and fail on pending or orphaned baselines
     /// [default: on when CI=true].
     #[arg(long)]
@@ -179,6 +186,9 @@ pub struct WalkArgs {
     /// Write an audit report here, one section per revision: FILE.html or FILE.md.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// What stdout gets: human, json, junit or github [default: human].
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<OutputFormat>,
     #[command(flatten)]
     pub migration: MigrationArgs,
     #[command(flatten)]
@@ -194,6 +204,17 @@ pub struct NewShapeArgs {
     /// Same as --new-shape fail: rows left in the new shape fail the run.
     #[arg(long, conflicts_with = "new_shape")]
     pub strict: bool,
+}
+
+/// What stdout gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    #[default]
+    Human,
+    Json,
+    Junit,
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -278,6 +299,7 @@ struct FileConfig {
     patch_out: Option<PathBuf>,
     result_out: Option<PathBuf>,
     report: Option<PathBuf>,
+    format: Option<OutputFormat>,
     volatile: Option<Vec<String>>,
     downgrade: Option<DowngradeConfig>,
     postgres: Option<PostgresConfig>,
@@ -452,6 +474,7 @@ pub struct CheckPlan {
     pub result_out: Option<PathBuf>,
     /// The audit report (.html or .md).
     pub report: Option<PathBuf>,
+    pub format: OutputFormat,
     /// Check mode (`--check`, CI=true): no pending baseline written; pending and orphaned
     /// baselines fail the run.
     pub check_baselines: bool,
@@ -475,8 +498,10 @@ pub struct RoundTripPlan {
 pub struct InputPlan {
     /// The whole run's limit (`--timeout` / `timeout`).
     pub timeout: Option<Duration>,
-    /// No progress lines (`--quiet` / `quiet`).
+    /// No progress lines or notes (`--quiet` / `quiet`).
     pub quiet: bool,
+    /// Progress lines even off a terminal (`--verbose`).
+    pub verbose: bool,
     pub dump: PathBuf,
     /// The config file read, if any (reports list it).
     pub config: Option<PathBuf>,
@@ -511,6 +536,7 @@ fn input_plan(args: &InputArgs, globals: &Globals, loaded: &Loaded) -> Result<In
     Ok(InputPlan {
         timeout: globals.timeout.or(file.timeout).map(Duration::from_secs),
         quiet: globals.quiet || file.quiet.unwrap_or(false),
+        verbose: globals.verbose,
         dump,
         config: loaded.path.clone(),
         tables,
@@ -546,6 +572,7 @@ fn input_plan(args: &InputArgs, globals: &Globals, loaded: &Loaded) -> Result<In
 #[derive(Debug, Clone, Copy)]
 pub struct Globals {
     pub quiet: bool,
+    pub verbose: bool,
     pub timeout: Option<u64>,
 }
 
@@ -553,6 +580,7 @@ impl Cli {
     pub fn globals(&self) -> Globals {
         Globals {
             quiet: self.quiet,
+            verbose: self.verbose,
             timeout: self.timeout,
         }
     }
@@ -613,6 +641,7 @@ pub fn check_plan(args: &CheckArgs, globals: &Globals) -> Result<CheckPlan> {
             .clone()
             .or_else(|| loaded.path(&loaded.config.result_out)),
         report: report_path(args.report.as_ref(), &loaded)?,
+        format: args.format.or(loaded.config.format).unwrap_or_default(),
         check_baselines: args.check || ci(),
         volatile: Volatile::parse(
             &loaded
@@ -855,6 +884,7 @@ pub struct WalkPlan {
     pub max_steps: usize,
     pub result_out: Option<PathBuf>,
     pub report: Option<PathBuf>,
+    pub format: OutputFormat,
     pub new_shape: Option<Severity>,
 }
 
@@ -938,6 +968,7 @@ pub fn walk_plan(args: &WalkArgs, globals: &Globals) -> Result<WalkPlan> {
             .clone()
             .or_else(|| loaded.path(&loaded.config.result_out)),
         report: report_path(args.report.as_ref(), &loaded)?,
+        format: args.format.or(loaded.config.format).unwrap_or_default(),
         new_shape: args
             .new_shape
             .severity(loaded.config.rules.as_ref().and_then(|r| r.new_shape)),

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 /// 0 proven / identical, 1 not proven / different, 2 error (including interruption).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    report::set_quiet(cli.quiet);
+    report::set_verbosity(cli.quiet, cli.verbose);
     // One thread: child processes are spawned from the main thread, which PR_SET_PDEATHSIG
     // ties the server's life to (see server.rs).
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -71,12 +71,12 @@ pub async fn run(cli: Cli) -> Result<bool> {
     match &cli.command {
         Cmd::Check(args) => {
             let plan = cli::check_plan(args, &globals)?;
-            report::set_quiet(plan.input.quiet);
+            report::set_verbosity(plan.input.quiet, plan.input.verbose);
             within(plan.input.timeout, pipeline::check(&plan)).await
         }
         Cmd::Snapshot(args) => {
             let plan = cli::snapshot_plan(args, &globals)?;
-            report::set_quiet(plan.input.quiet);
+            report::set_verbosity(plan.input.quiet, plan.input.verbose);
             within(plan.input.timeout, async {
                 pipeline::snapshot(&plan).await.map(|()| true)
             })
@@ -84,7 +84,7 @@ pub async fn run(cli: Cli) -> Result<bool> {
         }
         Cmd::Walk(args) => {
             let plan = cli::walk_plan(args, &globals)?;
-            report::set_quiet(plan.input.quiet);
+            report::set_verbosity(plan.input.quiet, plan.input.verbose);
             within(plan.input.timeout, pipeline::walk::walk(&plan)).await
         }
         Cmd::Review(args) | Cmd::Accept(args) | Cmd::Reject(args) => {
@@ -95,18 +95,18 @@ pub async fn run(cli: Cli) -> Result<bool> {
                 Cmd::Accept(_) => {
                     for file in &pending {
                         let baseline = baseline::accept(file)?;
-                        report::progress(format!("accepted {}", baseline.display()));
+                        report::note(format!("accepted {}", baseline.display()));
                     }
                 }
                 _ => {
                     for file in &pending {
                         baseline::reject(file)?;
-                        report::progress(format!("rejected {}", file.display()));
+                        report::note(format!("rejected {}", file.display()));
                     }
                 }
             }
             if pending.is_empty() {
-                report::progress("no pending baseline");
+                report::note("no pending baseline");
             }
             Ok(true)
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub mod walk;
 
 use crate::baseline::{self, Redacting};
-use crate::cli::{CheckPlan, InputPlan, SnapshotPlan};
+use crate::cli::{CheckPlan, InputPlan, OutputFormat, SnapshotPlan};
 use crate::diff::{self, DiffSink, SchemaChanges, Tee};
 use crate::downgrade::{self, Kind, RunOptions, Step};
 use crate::error::{Error, Result, db_message};
@@ -20,7 +20,8 @@ use crate::expect::patch::ExpectedPatch;
 use crate::expect::rules::{AfterState, MetadataRestored, RoundTrip, RowsPreserved};
 use crate::expect::shape::NewShape;
 use crate::report::audit::{self, Audit, Input, Section};
-use crate::report::{AtomicFile, CheckReport, PatchWriter, progress, secs};
+use crate::report::ci::{self, Suite};
+use crate::report::{AtomicFile, CheckReport, PatchWriter, note, progress, secs};
 use crate::restore::{self, Dump};
 use crate::server::{OWNER_ROLE, Server};
 use crate::snapshot::db::{self, DbSource, Table};
@@ -126,8 +127,8 @@ fn select_tables(all: Vec<Table>, wanted: &[String], dump: &Path) -> Result<Vec<
 
 fn warn_keyless(tables: &[Table]) {
     for t in tables.iter().filter(|t| t.key == db::KeyRule::Content) {
-        progress(format!(
-            "note: {} has no primary key or NOT NULL unique index; its rows are keyed by content hash, so a changed row shows as remove + add",
+        note(format!(
+            "{} has no primary key or NOT NULL unique index; its rows are keyed by content hash, so a changed row shows as remove + add",
             t.name
         ));
     }
@@ -348,7 +349,7 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
             Some((path, _)) if path.exists() => {
                 std::fs::remove_file(&path)
                     .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
-                progress(format!(
+                note(format!(
                     "removed {}: the baseline matches now",
                     path.display()
                 ));
@@ -415,9 +416,28 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
         results: &mut results,
     };
     let mut stdout = std::io::stdout().lock();
-    report
-        .write_human(&mut stdout)
-        .map_err(|e| Error::io("writing the report", e))?;
+    let err = |e| Error::io("writing the report", e);
+    let total = phases.iter().map(|(_, d)| *d).sum();
+    let name = dump.path.file_name().unwrap_or(dump.path.as_os_str());
+    let name = name.to_string_lossy().into_owned();
+    match plan.format {
+        OutputFormat::Json => report.write_json(&mut stdout)?,
+        format => {
+            let suites = [Suite {
+                name,
+                time: total,
+                results: report.results,
+            }];
+            match format {
+                OutputFormat::Junit => ci::write_junit(&mut stdout, &suites).map_err(err)?,
+                OutputFormat::Github => {
+                    ci::write_github(&mut stdout, &suites).map_err(err)?;
+                    report.write_human(&mut stdout).map_err(err)?;
+                }
+                _ => report.write_human(&mut stdout).map_err(err)?,
+            }
+        }
+    }
     if let Some(path) = &plan.result_out {
         let mut file = AtomicFile::create(path)?;
         report.write_json(&mut file)?;
@@ -476,8 +496,8 @@ pub async fn check(plan: &CheckPlan) -> Result<bool> {
         .iter()
         .all(|r| built_in.contains(&r.id.as_str()))
     {
-        progress(
-            "note: nothing but the built-in rule rows-preserved was checked; add --expect-patch or rules to prove the values",
+        note(
+            "nothing but the built-in rule rows-preserved was checked; add --expect-patch or rules to prove the values",
         );
     }
     Ok(report.proven())
@@ -525,6 +545,6 @@ pub async fn diff_files(before: &Path, after: &Path, out: Option<&Path>) -> Resu
             summary
         }
     };
-    progress(format!("{} operations", summary.ops()));
+    note(format!("{} operations", summary.ops()));
     Ok(summary.ops() == 0)
 }

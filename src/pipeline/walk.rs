@@ -10,13 +10,14 @@ use super::{
     BEFORE_DB, WORK_DB, audit_inputs, boot_and_restore, copy_database, describe_step, dump_fact,
     tables_after, tables_of,
 };
-use crate::cli::WalkPlan;
+use crate::cli::{OutputFormat, WalkPlan};
 use crate::diff::{self, DiffSink, SchemaChanges, Tee};
 use crate::downgrade::{self, Kind, RunOptions};
 use crate::error::{Error, Result, db_message};
 use crate::expect::rules::RowsPreserved;
 use crate::expect::shape::NewShape;
 use crate::report::audit::{self, Audit, Section};
+use crate::report::ci::{self, Suite};
 use crate::report::{AtomicFile, WalkReport, WalkStep, progress, show_rev};
 use crate::server::{OWNER_ROLE, Server};
 use crate::snapshot::db::{self, DbSource};
@@ -177,9 +178,29 @@ pub async fn walk(plan: &WalkPlan) -> Result<bool> {
     };
     // What was walked is reported even when a step fails: it is what the user needs to see.
     let mut stdout = std::io::stdout().lock();
-    report
-        .write_human(&mut stdout)
-        .map_err(|e| Error::io("writing the report", e))?;
+    let err = |e| Error::io("writing the report", e);
+    match plan.format {
+        OutputFormat::Json => report.write_json(&mut stdout)?,
+        format => {
+            let suites: Vec<Suite> = report
+                .steps
+                .iter()
+                .map(|s| Suite {
+                    name: s.title(),
+                    time: s.phases.iter().map(|(_, d)| *d).sum(),
+                    results: &s.results,
+                })
+                .collect();
+            match format {
+                OutputFormat::Junit => ci::write_junit(&mut stdout, &suites).map_err(err)?,
+                OutputFormat::Github => {
+                    ci::write_github(&mut stdout, &suites).map_err(err)?;
+                    report.write_human(&mut stdout).map_err(err)?;
+                }
+                _ => report.write_human(&mut stdout).map_err(err)?,
+            }
+        }
+    }
     if let Some(path) = &plan.result_out {
         let mut file = AtomicFile::create(path)?;
         report.write_json(&mut file)?;

@@ -5,6 +5,7 @@
 //! leaves half a patch or snapshot; output is deterministic for equal input.
 
 pub mod audit;
+pub mod ci;
 
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -23,15 +24,43 @@ use crate::expect::{CheckResult, Severity};
 const SHOW: usize = 20;
 
 static QUIET: AtomicBool = AtomicBool::new(false);
+static VERBOSE: AtomicBool = AtomicBool::new(false);
 
-pub fn set_quiet(quiet: bool) {
+/// `--quiet`: no notes, no progress. `--verbose`: progress even when stderr is not a terminal.
+pub fn set_verbosity(quiet: bool, verbose: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
+    VERBOSE.store(verbose && !quiet, Ordering::Relaxed);
 }
 
-/// One progress line on stderr (silenced by --quiet).
+/// A progress line on stderr (restoring, running the downgrade, ...): shown on a terminal, or
+/// with --verbose; silent in CI logs and under --quiet.
 pub fn progress(message: impl AsRef<str>) {
-    if !QUIET.load(Ordering::Relaxed) {
+    let shown = VERBOSE.load(Ordering::Relaxed)
+        || (!QUIET.load(Ordering::Relaxed) && io::stderr().is_terminal());
+    if shown {
         eprintln!("pgsnapdiff: {}", message.as_ref());
+    }
+}
+
+/// A note on stderr: something the user should know (a fallback taken, a file removed, a
+/// weak check); shown unless --quiet.
+pub fn note(message: impl AsRef<str>) {
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("pgsnapdiff: note: {}", message.as_ref());
+    }
+}
+
+/// A PASS/FAIL/WARN label, in color when `color`.
+fn paint(label: &str, color: bool) -> String {
+    let code = match label {
+        "PASS" => "32",
+        "FAIL" => "1;31",
+        _ => "33",
+    };
+    if color {
+        format!("\x1b[{code}m{label}\x1b[0m")
+    } else {
+        label.to_string()
     }
 }
 
@@ -520,10 +549,11 @@ pub const WALK_FORMAT: &str = "pgsnapdiff-walk/1";
 
 /// One line per check (PASS, WARN, FAIL), its notes, and the first findings of each failure.
 fn write_results(out: &mut dyn Write, results: &[CheckResult]) -> io::Result<()> {
+    let color = color_stdout();
     for result in results {
         let f = &result.findings;
         if result.passed {
-            writeln!(out, "PASS  {}", result.name)?;
+            writeln!(out, "{}  {}", paint("PASS", color), result.name)?;
             for note in &result.notes {
                 writeln!(out, "      {note}")?;
             }
@@ -535,7 +565,7 @@ fn write_results(out: &mut dyn Write, results: &[CheckResult]) -> io::Result<()>
             n => format!(" in {n} rows"),
         };
         let s = if f.total == 1 { "" } else { "s" };
-        let label = if result.fails() { "FAIL" } else { "WARN" };
+        let label = paint(if result.fails() { "FAIL" } else { "WARN" }, color);
         writeln!(
             out,
             "{label}  {}: {} finding{s}{rows}",
