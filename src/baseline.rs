@@ -122,7 +122,8 @@ fn redact(value: &mut Value, rest: &[String]) {
     }
 }
 
-/// Sends operations, volatile values replaced, to the baseline-facing sinks.
+/// Sends operations to the patch outputs and the baseline comparison, volatile values
+/// replaced and, under --redact, data values hashed.
 pub struct Redacting<'a> {
     pub volatile: &'a Volatile,
     pub inner: &'a mut dyn DiffSink,
@@ -136,7 +137,8 @@ impl DiffSink for Redacting<'_> {
         self.inner.table(name, before, after)
     }
     fn op(&mut self, op: &PatchOperation) -> Result<()> {
-        self.inner.op(&self.volatile.op(op))
+        // Volatile first, so "[volatile]" stays readable under --redact.
+        self.inner.op(&crate::redact::op(&self.volatile.op(op)))
     }
 }
 

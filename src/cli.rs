@@ -32,6 +32,10 @@ pub struct Cli {
     /// No progress lines or notes on stderr.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Replace every data value (not row keys, not the schema) in every output with a stable
+    /// hash; PGSNAPDIFF_REDACT_KEY keys the hash.
+    #[arg(long, global = true)]
+    pub redact: bool,
     /// Progress lines on stderr even when it is not a terminal (CI logs).
     #[arg(long, short = 'v', global = true, conflicts_with = "quiet")]
     pub verbose: bool,
@@ -293,6 +297,7 @@ pub struct InputArgs {
 struct FileConfig {
     timeout: Option<u64>,
     quiet: Option<bool>,
+    redact: Option<bool>,
     dump: Option<PathBuf>,
     tables: Option<Vec<String>>,
     expect_patch: Option<PathBuf>,
@@ -502,6 +507,8 @@ pub struct InputPlan {
     pub quiet: bool,
     /// Progress lines even off a terminal (`--verbose`).
     pub verbose: bool,
+    /// Hash data values in every output (`--redact` / `redact`).
+    pub redact: bool,
     pub dump: PathBuf,
     /// The config file read, if any (reports list it).
     pub config: Option<PathBuf>,
@@ -537,6 +544,7 @@ fn input_plan(args: &InputArgs, globals: &Globals, loaded: &Loaded) -> Result<In
         timeout: globals.timeout.or(file.timeout).map(Duration::from_secs),
         quiet: globals.quiet || file.quiet.unwrap_or(false),
         verbose: globals.verbose,
+        redact: globals.redact || file.redact.unwrap_or(false),
         dump,
         config: loaded.path.clone(),
         tables,
@@ -573,6 +581,7 @@ fn input_plan(args: &InputArgs, globals: &Globals, loaded: &Loaded) -> Result<In
 pub struct Globals {
     pub quiet: bool,
     pub verbose: bool,
+    pub redact: bool,
     pub timeout: Option<u64>,
 }
 
@@ -581,6 +590,7 @@ impl Cli {
         Globals {
             quiet: self.quiet,
             verbose: self.verbose,
+            redact: self.redact,
             timeout: self.timeout,
         }
     }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod expect;
 pub mod pipeline;
 mod process;
+pub mod redact;
 pub mod report;
 pub mod restore;
 pub mod server;
@@ -72,11 +73,17 @@ pub async fn run(cli: Cli) -> Result<bool> {
         Cmd::Check(args) => {
             let plan = cli::check_plan(args, &globals)?;
             report::set_verbosity(plan.input.quiet, plan.input.verbose);
+            if plan.input.redact {
+                redact::enable();
+            }
             within(plan.input.timeout, pipeline::check(&plan)).await
         }
         Cmd::Snapshot(args) => {
             let plan = cli::snapshot_plan(args, &globals)?;
             report::set_verbosity(plan.input.quiet, plan.input.verbose);
+            if plan.input.redact {
+                redact::enable();
+            }
             within(plan.input.timeout, async {
                 pipeline::snapshot(&plan).await.map(|()| true)
             })
@@ -85,6 +92,9 @@ pub async fn run(cli: Cli) -> Result<bool> {
         Cmd::Walk(args) => {
             let plan = cli::walk_plan(args, &globals)?;
             report::set_verbosity(plan.input.quiet, plan.input.verbose);
+            if plan.input.redact {
+                redact::enable();
+            }
             within(plan.input.timeout, pipeline::walk::walk(&plan)).await
         }
         Cmd::Review(args) | Cmd::Accept(args) | Cmd::Reject(args) => {
@@ -111,6 +121,9 @@ pub async fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Cmd::Diff(args) => {
+            if globals.redact {
+                redact::enable();
+            }
             let limit = globals.timeout.map(Duration::from_secs);
             within(
                 limit,

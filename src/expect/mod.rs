@@ -51,7 +51,8 @@ pub struct Findings {
 }
 
 impl Findings {
-    pub fn push(&mut self, finding: Finding) -> Result<()> {
+    pub fn push(&mut self, mut finding: Finding) -> Result<()> {
+        crate::redact::finding(&mut finding);
         self.total += 1;
         let row = (finding.table.clone(), finding.key.clone());
         if finding.key.is_some() && self.last_row.as_ref() != Some(&row) {
@@ -75,7 +76,8 @@ impl Findings {
 
     /// Record a finding that explains all the others (e.g. "rule matched no rows"): it is
     /// shown first.
-    pub fn push_first(&mut self, finding: Finding) -> Result<()> {
+    pub fn push_first(&mut self, mut finding: Finding) -> Result<()> {
+        crate::redact::finding(&mut finding);
         if self.shown.len() < KEEP {
             self.total += 1;
             self.shown.insert(0, finding);

@@ -528,16 +528,25 @@ pub async fn snapshot(plan: &SnapshotPlan) -> Result<()> {
 pub async fn diff_files(before: &Path, after: &Path, out: Option<&Path>) -> Result<bool> {
     let mut b = FileSource::open(before)?;
     let mut a = FileSource::open(after)?;
+    let none = baseline::Volatile::default();
     let summary = match out {
         Some(path) => {
             let mut writer = PatchWriter::new(AtomicFile::create(path)?);
-            let summary = diff::diff(&mut b, &mut a, &mut writer).await?;
+            let mut redacting = Redacting {
+                volatile: &none,
+                inner: &mut writer,
+            };
+            let summary = diff::diff(&mut b, &mut a, &mut redacting).await?;
             writer.finish()?.commit()?;
             summary
         }
         None => {
             let mut writer = PatchWriter::new(std::io::BufWriter::new(std::io::stdout().lock()));
-            let summary = diff::diff(&mut b, &mut a, &mut writer).await?;
+            let mut redacting = Redacting {
+                volatile: &none,
+                inner: &mut writer,
+            };
+            let summary = diff::diff(&mut b, &mut a, &mut redacting).await?;
             writer
                 .finish()?
                 .flush()
