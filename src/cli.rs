@@ -145,6 +145,9 @@ pub struct CheckArgs {
     pub roundtrip_ignore: Vec<String>,
     #[command(flatten)]
     pub new_shape: NewShapeArgs,
+    /// Run only this [[case]] of the config (repeat) [default: every case].
+    #[arg(long = "case", value_name = "NAME")]
+    pub cases: Vec<String>,
 }
 
 /// How migration commands run (check's downgrade and upgrade, walk's steps).
@@ -292,7 +295,7 @@ pub struct InputArgs {
 }
 
 /// `pgsnapdiff.toml`. Unknown keys are errors, so a typo never silently does nothing.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     timeout: Option<u64>,
@@ -312,9 +315,48 @@ struct FileConfig {
     expect: Option<ExpectConfig>,
     roundtrip: Option<RoundTripConfig>,
     walk: Option<WalkConfig>,
+    /// Several cases in one run (`[[case]]`); the top-level case keys are their defaults.
+    #[serde(default)]
+    case: Vec<CaseConfig>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// One `[[case]]`: a dump, a downgrade, its rules and its baseline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseConfig {
+    name: String,
+    dump: Option<PathBuf>,
+    tables: Option<Vec<String>>,
+    expect_patch: Option<PathBuf>,
+    patch_out: Option<PathBuf>,
+    volatile: Option<Vec<String>>,
+    downgrade: Option<DowngradeConfig>,
+    rules: Option<RulesConfig>,
+    expect: Option<ExpectConfig>,
+    roundtrip: Option<RoundTripConfig>,
+}
+
+impl FileConfig {
+    /// The config as one case sees it: the case's keys over the top-level defaults.
+    fn for_case(&self, case: &CaseConfig) -> FileConfig {
+        let c = case.clone();
+        FileConfig {
+            dump: c.dump.or_else(|| self.dump.clone()),
+            tables: c.tables.or_else(|| self.tables.clone()),
+            expect_patch: c.expect_patch.or_else(|| self.expect_patch.clone()),
+            patch_out: c.patch_out.or_else(|| self.patch_out.clone()),
+            volatile: c.volatile.or_else(|| self.volatile.clone()),
+            downgrade: c.downgrade.or_else(|| self.downgrade.clone()),
+            rules: c.rules.or_else(|| self.rules.clone()),
+            expect: c.expect.or_else(|| self.expect.clone()),
+            roundtrip: c.roundtrip.or_else(|| self.roundtrip.clone()),
+            case: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WalkConfig {
     to: Option<String>,
@@ -323,7 +365,7 @@ struct WalkConfig {
     max_steps: Option<usize>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesConfig {
     #[serde(default)]
@@ -331,7 +373,7 @@ struct RulesConfig {
     new_shape: Option<NewShapeMode>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MetadataConfig {
     id: Option<String>,
@@ -347,7 +389,7 @@ struct MetadataConfig {
     allow_removed_rows: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExpectConfig {
     revision: Option<String>,
@@ -357,14 +399,14 @@ struct ExpectConfig {
     tests: Vec<TestConfig>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TestConfig {
     path: String,
     value: toml::Value,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RoundTripConfig {
     upgrade_sql: Option<Vec<PathBuf>>,
@@ -373,7 +415,7 @@ struct RoundTripConfig {
     ignore_columns: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DowngradeConfig {
     superuser: Option<bool>,
@@ -385,7 +427,7 @@ struct DowngradeConfig {
     url_scheme: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PostgresConfig {
     bin: Option<PathBuf>,
@@ -405,6 +447,7 @@ pub fn config_text_is_valid(text: &str) -> bool {
 }
 
 /// A loaded config file and the directory its relative paths start from.
+#[derive(Clone)]
 struct Loaded {
     config: FileConfig,
     base: PathBuf,
@@ -467,9 +510,11 @@ fn load_config(explicit: Option<&Path>) -> Result<Loaded> {
     Ok(Loaded { config, base, path })
 }
 
-/// Everything `check` needs, resolved.
+/// Everything one `check` case needs, resolved.
 #[derive(Debug, Clone)]
 pub struct CheckPlan {
+    /// The `[[case]]` name; None for the single case of a config without `[[case]]`.
+    pub name: Option<String>,
     pub input: InputPlan,
     pub downgrade: Step,
     pub downgrade_timeout: Option<Duration>,
@@ -596,14 +641,84 @@ impl Cli {
     }
 }
 
-pub fn check_plan(args: &CheckArgs, globals: &Globals) -> Result<CheckPlan> {
+/// One plan per case: the config's `[[case]]`s (those chosen with --case), or the one case
+/// the top-level keys and flags describe. Shared settings are the same in every plan.
+pub fn check_plans(args: &CheckArgs, globals: &Globals) -> Result<Vec<CheckPlan>> {
     let loaded = load_config(args.input.config.as_deref())?;
-    let input = input_plan(&args.input, globals, &loaded)?;
+    let cases = &loaded.config.case;
+    if cases.is_empty() {
+        if !args.cases.is_empty() {
+            return Err(Error::Config(
+                "--case: the config has no [[case]]; drop --case, or add [[case]] tables".into(),
+            ));
+        }
+        return Ok(vec![check_plan(args, globals, &loaded, None)?]);
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for case in cases {
+        if !names.insert(case.name.as_str()) {
+            return Err(Error::Config(format!(
+                "pgsnapdiff.toml: two [[case]] are named {:?}; names must be unique",
+                case.name
+            )));
+        }
+    }
+    if let Some(unknown) = args.cases.iter().find(|n| !names.contains(n.as_str())) {
+        let names: Vec<&str> = names.into_iter().collect();
+        return Err(Error::Config(format!(
+            "--case {unknown}: no such [[case]]; cases: {}",
+            names.join(", ")
+        )));
+    }
+    let chosen: Vec<&CaseConfig> = cases
+        .iter()
+        .filter(|c| args.cases.is_empty() || args.cases.contains(&c.name))
+        .collect();
+    let one_case_flags = [
+        (args.input.dump.is_some(), "--dump"),
+        (
+            !args.downgrade_sql.is_empty() || args.downgrade_cmd.is_some(),
+            "--downgrade-sql/--downgrade-cmd",
+        ),
+        (args.expect_patch.is_some(), "--expect-patch"),
+        (args.patch_out.is_some(), "--patch-out"),
+        (
+            !args.upgrade_sql.is_empty() || args.upgrade_cmd.is_some(),
+            "--upgrade-sql/--upgrade-cmd",
+        ),
+    ];
+    if chosen.len() > 1
+        && let Some((_, flag)) = one_case_flags.iter().find(|(set, _)| *set)
+    {
+        return Err(Error::Config(format!(
+            "{flag} applies to one case, and {} are chosen; pick one with --case NAME",
+            chosen.len()
+        )));
+    }
+    chosen
+        .into_iter()
+        .map(|case| {
+            let view = Loaded {
+                config: loaded.config.for_case(case),
+                ..loaded.clone()
+            };
+            check_plan(args, globals, &view, Some(case.name.clone()))
+        })
+        .collect()
+}
+
+fn check_plan(
+    args: &CheckArgs,
+    globals: &Globals,
+    loaded: &Loaded,
+    name: Option<String>,
+) -> Result<CheckPlan> {
+    let input = input_plan(&args.input, globals, loaded)?;
     let file = loaded.config.downgrade.as_ref();
     let downgrade = if !args.downgrade_sql.is_empty() {
         Step::Sql(args.downgrade_sql.clone())
     } else if let Some(cmd) = &args.downgrade_cmd {
-        Step::Command(command_spec(cmd.clone(), &args.migration, file, &loaded))
+        Step::Command(command_spec(cmd.clone(), &args.migration, file, loaded))
     } else {
         match (
             file.and_then(|d| d.sql.as_ref()),
@@ -618,7 +733,7 @@ pub fn check_plan(args: &CheckArgs, globals: &Globals) -> Result<CheckPlan> {
                 Step::Sql(sql.iter().map(|p| loaded.resolve(p)).collect())
             }
             (None, Some(cmd)) => {
-                Step::Command(command_spec(cmd.clone(), &args.migration, file, &loaded))
+                Step::Command(command_spec(cmd.clone(), &args.migration, file, loaded))
             }
             _ => {
                 return Err(Error::Config(
@@ -633,6 +748,7 @@ pub fn check_plan(args: &CheckArgs, globals: &Globals) -> Result<CheckPlan> {
         .or_else(|| file.and_then(|d| d.timeout))
         .map(Duration::from_secs);
     Ok(CheckPlan {
+        name,
         input,
         downgrade,
         downgrade_timeout: timeout,
@@ -650,7 +766,7 @@ pub fn check_plan(args: &CheckArgs, globals: &Globals) -> Result<CheckPlan> {
             .result_out
             .clone()
             .or_else(|| loaded.path(&loaded.config.result_out)),
-        report: report_path(args.report.as_ref(), &loaded)?,
+        report: report_path(args.report.as_ref(), loaded)?,
         format: args.format.or(loaded.config.format).unwrap_or_default(),
         check_baselines: args.check || ci(),
         volatile: Volatile::parse(
@@ -663,9 +779,9 @@ pub fn check_plan(args: &CheckArgs, globals: &Globals) -> Result<CheckPlan> {
                 .cloned()
                 .collect::<Vec<_>>(),
         )?,
-        metadata_rules: metadata_rules(args, &loaded)?,
-        after: after_spec(args, &loaded)?,
-        roundtrip: roundtrip_plan(args, file, &loaded)?,
+        metadata_rules: metadata_rules(args, loaded)?,
+        after: after_spec(args, loaded)?,
+        roundtrip: roundtrip_plan(args, file, loaded)?,
         new_shape: args
             .new_shape
             .severity(loaded.config.rules.as_ref().and_then(|r| r.new_shape)),

@@ -71,12 +71,13 @@ pub async fn run(cli: Cli) -> Result<bool> {
     let globals = cli.globals();
     match &cli.command {
         Cmd::Check(args) => {
-            let plan = cli::check_plan(args, &globals)?;
-            report::set_verbosity(plan.input.quiet, plan.input.verbose);
-            if plan.input.redact {
+            let plans = cli::check_plans(args, &globals)?;
+            let input = &plans[0].input;
+            report::set_verbosity(input.quiet, input.verbose);
+            if input.redact {
                 redact::enable();
             }
-            within(plan.input.timeout, pipeline::check(&plan)).await
+            within(input.timeout, pipeline::check::check(&plans)).await
         }
         Cmd::Snapshot(args) => {
             let plan = cli::snapshot_plan(args, &globals)?;

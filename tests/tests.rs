@@ -2564,3 +2564,138 @@ fn redact_leaves_no_original_value_in_any_output() {
     assert_eq!(rows["2"]["is_complete"], rows["3"]["is_complete"]);
     assert_ne!(rows["2"]["user_id"], rows["3"]["user_id"]);
 }
+
+// ---------------------------------------------------------------- several cases, one server
+
+#[test]
+fn several_cases_share_one_server_and_each_gets_a_fresh_database() {
+    let ctx = Ctx::new();
+    let baseline = ctx.path("onboarding.patch.json");
+    std::fs::copy(expected_patch(), &baseline).unwrap();
+    let merge_names = ctx.path("merge-names.sql");
+    std::fs::write(
+        &merge_names,
+        "ALTER TABLE customers ADD COLUMN full_name text;
+         UPDATE customers SET full_name = concat_ws(' ', first_name, last_name);
+         ALTER TABLE customers DROP COLUMN first_name, DROP COLUMN last_name;
+         UPDATE alembic_version SET version_num = '0003';\n",
+    )
+    .unwrap();
+    let rules = r#"
+[[case.rules.metadata]]
+table = "public.onboarding_states"
+metadata = "/step_data/_migration_metadata"
+fields = { "/current_step" = "/original_current_step", "/step_data" = "/original_step_data" }
+"#;
+    let config = ctx.path("cases.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[rules]
+new_shape = "off"
+
+[[case]]
+name = "onboarding"
+dump = "{onboarding}"
+expect_patch = "{baseline}"
+downgrade = {{ sql = ["{downgrade}"] }}
+{rules}
+[[case]]
+name = "onboarding-truthiness"
+dump = "{onboarding}"
+downgrade = {{ sql = ["{truthiness}"] }}
+{rules}
+[[case]]
+name = "shop"
+dump = "{shop}"
+downgrade = {{ sql = ["{merge}"] }}
+"#,
+            onboarding = s(&sample_dump("onboarding.dump")),
+            baseline = s(&baseline),
+            downgrade = s(&downgrade_sql()),
+            truthiness = s(&broken("truthiness")),
+            shop = s(&shop_dump()),
+            merge = s(&merge_names),
+        ),
+    )
+    .unwrap();
+    let result = ctx.path("result.json");
+    let run = ctx.run(&["-v", "check", "-c", s(&config), "--result-out", s(&result)]);
+    run.assert_code(1);
+    assert_eq!(
+        run.stderr.matches("starting PostgreSQL").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("pgsnapdiff: restoring").count(),
+        3,
+        "{}",
+        run.stderr
+    );
+    for case in ["onboarding", "onboarding-truthiness", "shop"] {
+        run.assert_stdout(&format!("== case {case}\n"));
+    }
+    run.assert_stdout("rollback NOT proven in 1 of 3 cases: onboarding-truthiness");
+    // The shop case saw only its own tables: the onboarding databases were dropped.
+    run.assert_stdout("table     public.customers: 5 rows before, 5 after (5 changed, 0 added, 0 removed)\ntable     public.orders: 8 rows before");
+
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert_eq!(doc["format"], "pgsnapdiff-results/1");
+    assert_eq!(doc["verdict"], "not proven");
+    let cases: Vec<(&str, &str)> = doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["case"].as_str().unwrap(), c["verdict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        cases,
+        [
+            ("onboarding", "proven"),
+            ("onboarding-truthiness", "not proven"),
+            ("shop", "proven")
+        ]
+    );
+    let truthy = &doc["cases"][1]["findings"];
+    assert_eq!(
+        truthy[0]["path"],
+        "/data/public.onboarding_states/1/step_data/_migration_metadata"
+    );
+
+    // JUnit: a testsuite per case.
+    let run = ctx.run(&["check", "-c", s(&config), "--format", "junit"]);
+    run.assert_code(1);
+    assert_valid_junit(&run.stdout, &ctx);
+    for case in ["onboarding", "onboarding-truthiness", "shop"] {
+        assert!(
+            run.stdout
+                .contains(&format!(r#"<testsuite name="{case}" "#)),
+            "{}",
+            run.stdout
+        );
+    }
+
+    // --case picks; flags that describe one case need one case.
+    let run = ctx.run(&["check", "-c", s(&config), "--case", "shop"]);
+    run.assert_code(0);
+    run.assert_stdout("rollback proven (case shop)");
+    let run = ctx.run(&["check", "-c", s(&config), "--case", "nope"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "--case nope: no such [[case]]; cases: onboarding, onboarding-truthiness, shop"
+        ),
+        "{}",
+        run.stderr
+    );
+    let run = ctx.run(&["check", "-c", s(&config), "--dump", s(&shop_dump())]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("--dump applies to one case, and 3 are chosen; pick one with --case NAME"),
+        "{}",
+        run.stderr
+    );
+}

@@ -1,27 +1,21 @@
-//! The commands, as compositions of the stages:
-//! check = boot → restore → [copy original → upgrade] → copy before → downgrade →
-//!         diff before/after (+ rules) → [diff original/after] → report.
-//!
-//! Each state is a `CREATE DATABASE ... TEMPLATE` copy taken before the next step runs; states
-//! are then streamed side by side, so memory does not grow with the number of rows.
+//! The commands, as compositions of the stages: `check` (check.rs), `walk` (walk.rs),
+//! `snapshot` and `diff` (here), and the steps they share: boot, restore into the working
+//! database, table selection, database copies, what reports say about inputs.
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+pub mod check;
 pub mod walk;
 
 use crate::baseline::{self, Redacting};
-use crate::cli::{CheckPlan, InputPlan, OutputFormat, SnapshotPlan};
-use crate::diff::{self, DiffSink, SchemaChanges, Tee};
-use crate::downgrade::{self, Kind, RunOptions, Step};
+use crate::cli::{InputPlan, SnapshotPlan};
+use crate::diff;
+use crate::downgrade::Step;
 use crate::error::{Error, Result, db_message};
-use crate::expect::patch::ExpectedPatch;
-use crate::expect::rules::{AfterState, MetadataRestored, RoundTrip, RowsPreserved};
-use crate::expect::shape::NewShape;
-use crate::report::audit::{self, Audit, Input, Section};
-use crate::report::ci::{self, Suite};
-use crate::report::{AtomicFile, CheckReport, PatchWriter, note, progress, secs};
+use crate::report::audit::Input;
+use crate::report::{AtomicFile, PatchWriter, note, progress, secs};
 use crate::restore::{self, Dump};
 use crate::server::{OWNER_ROLE, Server};
 use crate::snapshot::db::{self, DbSource, Table};
@@ -36,17 +30,18 @@ const ORIGINAL_DB: &str = "pgsnapdiff_original";
 /// Tables kept in the snapshot header rather than in `data`, unless named with --table.
 const HEADER_TABLES: &[&str] = &["alembic_version"];
 
-/// Inspect the dump, find binaries for it, boot, restore into `WORK_DB`.
-async fn boot_and_restore(
+/// Find binaries for the dumps (the newest pg_dump decides), and boot.
+async fn boot(
     input: &InputPlan,
+    dumps: &[Dump],
     phases: &mut Vec<(&'static str, Duration)>,
-) -> Result<(Dump, Server)> {
-    let dump = restore::inspect(&input.dump)?;
+) -> Result<Server> {
     let mut opts = input.binaries.clone();
-    opts.min_major = dump.pg_dump_major();
+    opts.min_major = dumps.iter().filter_map(Dump::pg_dump_major).max();
     let bins = crate::server::resolve_binaries(&opts).await?;
-    restore::check_compatible(&dump, &bins)?;
-
+    for dump in dumps {
+        restore::check_compatible(dump, &bins)?;
+    }
     let started = Instant::now();
     progress(format!(
         "starting PostgreSQL {} ({}, {})",
@@ -55,10 +50,18 @@ async fn boot_and_restore(
         bins.bin_dir.display()
     ));
     let mut server_opts = input.server.clone();
-    server_opts.space_needed = dump.space_estimate();
+    server_opts.space_needed = dumps.iter().map(Dump::space_estimate).max().unwrap_or(0);
     let server = Server::start(bins, &server_opts).await?;
     phases.push(("boot", started.elapsed()));
+    Ok(server)
+}
 
+/// A fresh `WORK_DB` (an earlier case's databases dropped) with the dump restored into it.
+async fn restore_work(
+    server: &Server,
+    dump: &Dump,
+    phases: &mut Vec<(&'static str, Duration)>,
+) -> Result<()> {
     let started = Instant::now();
     progress(format!(
         "restoring {} ({} format)",
@@ -66,14 +69,31 @@ async fn boot_and_restore(
         dump.format.name()
     ));
     let admin = server.connect("postgres").await?;
+    for db in [WORK_DB, BEFORE_DB, ORIGINAL_DB] {
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+            .await
+            .map_err(|e| Error::Server(format!("dropping database {db}: {}", db_message(&e))))?;
+    }
     admin
         .batch_execute(&format!(
             "CREATE DATABASE {WORK_DB} OWNER {OWNER_ROLE} TEMPLATE template0"
         ))
         .await
         .map_err(|e| Error::Server(format!("creating database: {}", db_message(&e))))?;
-    restore::restore(&server, &dump, WORK_DB).await?;
+    restore::restore(server, dump, WORK_DB).await?;
     phases.push(("restore", started.elapsed()));
+    Ok(())
+}
+
+/// Inspect the dump, find binaries for it, boot, restore into `WORK_DB`.
+async fn boot_and_restore(
+    input: &InputPlan,
+    phases: &mut Vec<(&'static str, Duration)>,
+) -> Result<(Dump, Server)> {
+    let dump = restore::inspect(&input.dump)?;
+    let server = boot(input, std::slice::from_ref(&dump), phases).await?;
+    restore_work(&server, &dump, phases).await?;
     Ok((dump, server))
 }
 
@@ -223,284 +243,6 @@ fn dump_fact(dump: &Dump) -> String {
             .map(|v| format!(", pg_dump {v}"))
             .unwrap_or_default()
     )
-}
-
-pub async fn check(plan: &CheckPlan) -> Result<bool> {
-    let started_at = SystemTime::now();
-    // Cheap checks first: a typo must not cost a restore.
-    plan.downgrade.validate()?;
-    if let Some(rt) = &plan.roundtrip {
-        rt.upgrade.validate()?;
-    }
-    let mut expected = plan
-        .expect_patch
-        .as_deref()
-        .map(|p| ExpectedPatch::load(p, &plan.volatile))
-        .transpose()?;
-    // The pending baseline, committed only on a mismatch, never in check mode.
-    let mut pending = match (&plan.expect_patch, plan.check_baselines) {
-        (Some(baseline), false) => {
-            let path = baseline::pending_of(baseline);
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-            }
-            Some((path.clone(), PatchWriter::new(AtomicFile::create(&path)?)))
-        }
-        _ => None,
-    };
-    // Tables the rules need are snapshotted even when --table narrows the rest.
-    let mut wanted = plan.input.tables.clone();
-    if !wanted.is_empty() {
-        for rule in &plan.metadata_rules {
-            if !wanted.contains(&rule.table) {
-                wanted.push(rule.table.clone());
-            }
-        }
-    }
-
-    let mut phases = Vec::new();
-    let (dump, server) = boot_and_restore(&plan.input, &mut phases).await?;
-
-    if let Some(rt) = &plan.roundtrip {
-        let started = Instant::now();
-        copy_database(&server, WORK_DB, ORIGINAL_DB).await?;
-        progress(format!("running upgrade {}", rt.upgrade.describe()));
-        let opts = RunOptions {
-            kind: Kind::Upgrade,
-            timeout: plan.downgrade_timeout,
-            superuser: plan.downgrade_superuser,
-        };
-        downgrade::run(&server, WORK_DB, &rt.upgrade, opts).await?;
-        phases.push(("upgrade", started.elapsed()));
-    }
-    let before_tables = tables_of(&server, WORK_DB, &wanted, &dump.path).await?;
-    warn_keyless(&before_tables);
-    let started = Instant::now();
-    copy_database(&server, WORK_DB, BEFORE_DB).await?;
-    phases.push(("copy", started.elapsed()));
-
-    let started = Instant::now();
-    progress(format!("running downgrade {}", plan.downgrade.describe()));
-    let opts = RunOptions {
-        kind: Kind::Downgrade,
-        timeout: plan.downgrade_timeout,
-        superuser: plan.downgrade_superuser,
-    };
-    downgrade::run(&server, WORK_DB, &plan.downgrade, opts).await?;
-    phases.push(("downgrade", started.elapsed()));
-
-    let started = Instant::now();
-    progress("diffing before → after");
-    let after_tables = tables_after(&server, WORK_DB, &wanted, &before_tables, &dump.path).await?;
-    let mut writer = match &plan.patch_out {
-        Some(path) => Some(PatchWriter::new(AtomicFile::create(path)?)),
-        None => None,
-    };
-    let mut rows_preserved = RowsPreserved::default();
-    let mut metadata: Vec<MetadataRestored> = plan
-        .metadata_rules
-        .iter()
-        .cloned()
-        .map(MetadataRestored::new)
-        .collect();
-    let mut after_state = (!plan.after.is_empty()).then(|| AfterState::new(&plan.after));
-    let mut new_shape = plan.new_shape.map(NewShape::new);
-    let mut schema = SchemaChanges::default();
-    let summary = {
-        // Patch outputs and the baseline see volatile values replaced; the rules see them all.
-        let mut facing: Vec<&mut dyn DiffSink> = Vec::new();
-        facing.extend(writer.iter_mut().map(|w| w as &mut dyn DiffSink));
-        facing.extend(expected.iter_mut().map(|e| e as &mut dyn DiffSink));
-        facing.extend(pending.iter_mut().map(|(_, p)| p as &mut dyn DiffSink));
-        let mut facing = Tee(facing);
-        let mut redacting = Redacting {
-            volatile: &plan.volatile,
-            inner: &mut facing,
-        };
-        let mut sinks: Vec<&mut dyn DiffSink> =
-            vec![&mut rows_preserved, &mut schema, &mut redacting];
-        sinks.extend(metadata.iter_mut().map(|m| m as &mut dyn DiffSink));
-        sinks.extend(after_state.iter_mut().map(|a| a as &mut dyn DiffSink));
-        sinks.extend(new_shape.iter_mut().map(|a| a as &mut dyn DiffSink));
-        let before = server.connect(BEFORE_DB).await?;
-        let after = server.connect(WORK_DB).await?;
-        diff::diff(
-            &mut DbSource::new(&before, before_tables),
-            &mut DbSource::new(&after, after_tables),
-            &mut Tee(sinks),
-        )
-        .await?
-    };
-    if let Some(w) = writer {
-        w.finish()?.commit()?;
-    }
-    let mut results = Vec::new();
-    if let Some(e) = expected {
-        let mut result = e.finish()?;
-        match pending {
-            Some((path, writer)) if !result.passed => {
-                writer.finish()?.commit()?;
-                result.notes.push(format!(
-                    "pending baseline written: {}; review it with `pgsnapdiff review` (or `pgsnapdiff accept`/`reject`)",
-                    path.display()
-                ));
-            }
-            Some((path, _)) if path.exists() => {
-                std::fs::remove_file(&path)
-                    .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
-                note(format!(
-                    "removed {}: the baseline matches now",
-                    path.display()
-                ));
-            }
-            _ if plan.check_baselines && !result.passed => result
-                .notes
-                .push("check mode (--check or CI=true): no pending baseline written".into()),
-            _ => {}
-        }
-        results.push(result);
-    }
-    results.push(rows_preserved.finish());
-    for m in metadata {
-        results.push(m.finish()?);
-    }
-    if let Some(a) = after_state {
-        results.extend(a.finish()?);
-    }
-    if let Some(n) = new_shape {
-        results.push(n.finish()?);
-    }
-    if plan.check_baselines {
-        let used: Vec<_> = plan.expect_patch.iter().cloned().collect();
-        if !used.is_empty() {
-            results.push(baseline::check_result(&used)?);
-        }
-    }
-    phases.push(("diff+check", started.elapsed()));
-
-    if let Some(rt) = &plan.roundtrip {
-        let started = Instant::now();
-        progress("diffing original → after (round trip)");
-        let original_tables = tables_of(&server, ORIGINAL_DB, &wanted, &dump.path).await?;
-        let after_tables =
-            tables_after(&server, WORK_DB, &wanted, &original_tables, &dump.path).await?;
-        let mut roundtrip = RoundTrip::new(&rt.ignore);
-        let original = server.connect(ORIGINAL_DB).await?;
-        let after = server.connect(WORK_DB).await?;
-        diff::diff(
-            &mut DbSource::new(&original, original_tables),
-            &mut DbSource::new(&after, after_tables),
-            &mut roundtrip,
-        )
-        .await?;
-        results.push(roundtrip.finish());
-        phases.push(("round trip", started.elapsed()));
-    }
-
-    let mut report = CheckReport {
-        dump: &dump.path,
-        dump_format: dump.format.name(),
-        pg_dump_version: dump.pg_dump_version.as_deref(),
-        server: format!(
-            "PostgreSQL {} ({}, {})",
-            server.binaries.version,
-            server.binaries.origin,
-            server.binaries.bin_dir.display()
-        ),
-        downgrade: plan.downgrade.describe(),
-        upgrade: plan.roundtrip.as_ref().map(|r| r.upgrade.describe()),
-        phases: &phases,
-        summary: &summary,
-        patch_out: plan.patch_out.as_deref(),
-        results: &mut results,
-    };
-    let mut stdout = std::io::stdout().lock();
-    let err = |e| Error::io("writing the report", e);
-    let total = phases.iter().map(|(_, d)| *d).sum();
-    let name = dump.path.file_name().unwrap_or(dump.path.as_os_str());
-    let name = name.to_string_lossy().into_owned();
-    match plan.format {
-        OutputFormat::Json => report.write_json(&mut stdout)?,
-        format => {
-            let suites = [Suite {
-                name,
-                time: total,
-                results: report.results,
-            }];
-            match format {
-                OutputFormat::Junit => ci::write_junit(&mut stdout, &suites).map_err(err)?,
-                OutputFormat::Github => {
-                    ci::write_github(&mut stdout, &suites).map_err(err)?;
-                    report.write_human(&mut stdout).map_err(err)?;
-                }
-                _ => report.write_human(&mut stdout).map_err(err)?,
-            }
-        }
-    }
-    if let Some(path) = &plan.result_out {
-        let mut file = AtomicFile::create(path)?;
-        report.write_json(&mut file)?;
-        file.commit()?;
-    }
-    if let Some(path) = &plan.report {
-        let mut steps = vec![("downgrade", &plan.downgrade)];
-        let mut facts = vec![
-            ("dump", dump_fact(&dump)),
-            ("server", report.server.clone()),
-            ("downgrade", describe_step(&plan.downgrade)),
-        ];
-        if let Some(rt) = &plan.roundtrip {
-            steps.push(("upgrade", &rt.upgrade));
-            facts.push(("upgrade (round trip)", describe_step(&rt.upgrade)));
-        }
-        facts.push((
-            "patch",
-            format!(
-                "{} operations ({} schema, {} data){}",
-                summary.ops(),
-                summary.schema_ops,
-                summary.data_ops,
-                plan.patch_out
-                    .as_ref()
-                    .map(|p| format!(", written to {}", p.display()))
-                    .unwrap_or_default()
-            ),
-        ));
-        let audit = Audit {
-            command: "check",
-            proven: report.proven(),
-            complete: true,
-            started: started_at,
-            facts,
-            inputs: audit_inputs(&plan.input, &steps, plan.expect_patch.as_deref())?,
-            phases: &phases,
-            sections: vec![Section {
-                title: "before → after the downgrade".into(),
-                headlines: Vec::new(),
-                phases: &[],
-                tables: summary
-                    .tables
-                    .iter()
-                    .map(|(t, c)| (t.as_str(), c))
-                    .collect(),
-                schema: &schema.0,
-                results: report.results,
-            }],
-        };
-        audit::write(&audit, path)?;
-    }
-    let built_in = ["rows-preserved", crate::expect::shape::RULE];
-    if report
-        .results
-        .iter()
-        .all(|r| built_in.contains(&r.id.as_str()))
-    {
-        note(
-            "nothing but the built-in rule rows-preserved was checked; add --expect-patch or rules to prove the values",
-        );
-    }
-    Ok(report.proven())
 }
 
 pub async fn snapshot(plan: &SnapshotPlan) -> Result<()> {

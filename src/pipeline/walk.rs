@@ -213,11 +213,11 @@ pub async fn walk(plan: &WalkPlan) -> Result<bool> {
             complete: report.complete,
             started: started_at,
             facts: vec![
-                ("dump", dump_fact(&dump)),
-                ("server", report.server.clone()),
-                ("step", describe_step(&plan.step)),
+                ("dump".into(), dump_fact(&dump)),
+                ("server".into(), report.server.clone()),
+                ("step".into(), describe_step(&plan.step)),
                 (
-                    "walked",
+                    "walked".into(),
                     format!("{} steps, down to {}", report.steps.len(), plan.to),
                 ),
             ],

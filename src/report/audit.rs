@@ -118,7 +118,7 @@ pub struct Audit<'a> {
     pub complete: bool,
     pub started: SystemTime,
     /// (label, value) lines: dump format, pg_dump and server versions, the commands...
-    pub facts: Vec<(&'static str, String)>,
+    pub facts: Vec<(String, String)>,
     pub inputs: Vec<Input>,
     pub phases: &'a [(&'static str, Duration)],
     pub sections: Vec<Section<'a>>,

@@ -1,0 +1,446 @@
+//! check = boot once → per case: restore → [copy original → upgrade] → copy before →
+//!         downgrade → diff before/after (+ rules) → [diff original/after] → report.
+//!
+//! Each state is a `CREATE DATABASE ... TEMPLATE` copy taken before the next step runs; states
+//! are then streamed side by side, so memory does not grow with the number of rows. Several
+//! cases (`[[case]]`) share one server; each starts from freshly created databases.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use json_patch::PatchOperation;
+
+use super::{
+    BEFORE_DB, ORIGINAL_DB, WORK_DB, audit_inputs, boot, copy_database, describe_step, dump_fact,
+    restore_work, tables_after, tables_of, warn_keyless,
+};
+use crate::baseline::{self, Redacting};
+use crate::cli::{CheckPlan, OutputFormat};
+use crate::diff::{self, DiffSink, SchemaChanges, Summary, Tee};
+use crate::downgrade::{self, Kind, RunOptions};
+use crate::error::{Error, Result};
+use crate::expect::CheckResult;
+use crate::expect::patch::ExpectedPatch;
+use crate::expect::rules::{AfterState, MetadataRestored, RoundTrip, RowsPreserved};
+use crate::expect::shape::NewShape;
+use crate::report::audit::{self, Audit, Section};
+use crate::report::ci::{self, Suite};
+use crate::report::{AtomicFile, CheckReport, PatchWriter, note, progress};
+use crate::restore::{self, Dump};
+use crate::server::Server;
+use crate::snapshot::db::DbSource;
+
+/// What one case found.
+struct CaseOutcome {
+    phases: Vec<(&'static str, Duration)>,
+    summary: Summary,
+    schema: Vec<PatchOperation>,
+    results: Vec<CheckResult>,
+}
+
+/// Loaded before any work, so that a bad baseline costs no restore.
+struct Prepared {
+    expected: Option<ExpectedPatch>,
+    /// The pending baseline, committed only on a mismatch, never in check mode.
+    pending: Option<(PathBuf, PatchWriter<AtomicFile>)>,
+}
+
+fn prepare(plan: &CheckPlan) -> Result<Prepared> {
+    // Cheap checks first: a typo must not cost a restore.
+    plan.downgrade.validate()?;
+    if let Some(rt) = &plan.roundtrip {
+        rt.upgrade.validate()?;
+    }
+    let expected = plan
+        .expect_patch
+        .as_deref()
+        .map(|p| ExpectedPatch::load(p, &plan.volatile))
+        .transpose()?;
+    // The pending baseline, committed only on a mismatch, never in check mode.
+    let pending = match (&plan.expect_patch, plan.check_baselines) {
+        (Some(baseline), false) => {
+            let path = baseline::pending_of(baseline);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            }
+            Some((path.clone(), PatchWriter::new(AtomicFile::create(&path)?)))
+        }
+        _ => None,
+    };
+    Ok(Prepared { expected, pending })
+}
+
+async fn run_case(
+    server: &Server,
+    plan: &CheckPlan,
+    dump: &Dump,
+    prepared: Prepared,
+) -> Result<CaseOutcome> {
+    let Prepared {
+        mut expected,
+        mut pending,
+    } = prepared;
+    let mut phases = Vec::new();
+    restore_work(server, dump, &mut phases).await?;
+    // Tables the rules need are snapshotted even when --table narrows the rest.
+    let mut wanted = plan.input.tables.clone();
+    if !wanted.is_empty() {
+        for rule in &plan.metadata_rules {
+            if !wanted.contains(&rule.table) {
+                wanted.push(rule.table.clone());
+            }
+        }
+    }
+
+    if let Some(rt) = &plan.roundtrip {
+        let started = Instant::now();
+        copy_database(server, WORK_DB, ORIGINAL_DB).await?;
+        progress(format!("running upgrade {}", rt.upgrade.describe()));
+        let opts = RunOptions {
+            kind: Kind::Upgrade,
+            timeout: plan.downgrade_timeout,
+            superuser: plan.downgrade_superuser,
+        };
+        downgrade::run(server, WORK_DB, &rt.upgrade, opts).await?;
+        phases.push(("upgrade", started.elapsed()));
+    }
+    let before_tables = tables_of(server, WORK_DB, &wanted, &dump.path).await?;
+    warn_keyless(&before_tables);
+    let started = Instant::now();
+    copy_database(server, WORK_DB, BEFORE_DB).await?;
+    phases.push(("copy", started.elapsed()));
+
+    let started = Instant::now();
+    progress(format!("running downgrade {}", plan.downgrade.describe()));
+    let opts = RunOptions {
+        kind: Kind::Downgrade,
+        timeout: plan.downgrade_timeout,
+        superuser: plan.downgrade_superuser,
+    };
+    downgrade::run(server, WORK_DB, &plan.downgrade, opts).await?;
+    phases.push(("downgrade", started.elapsed()));
+
+    let started = Instant::now();
+    progress("diffing before → after");
+    let after_tables = tables_after(server, WORK_DB, &wanted, &before_tables, &dump.path).await?;
+    let mut writer = match &plan.patch_out {
+        Some(path) => Some(PatchWriter::new(AtomicFile::create(path)?)),
+        None => None,
+    };
+    let mut rows_preserved = RowsPreserved::default();
+    let mut metadata: Vec<MetadataRestored> = plan
+        .metadata_rules
+        .iter()
+        .cloned()
+        .map(MetadataRestored::new)
+        .collect();
+    let mut after_state = (!plan.after.is_empty()).then(|| AfterState::new(&plan.after));
+    let mut new_shape = plan.new_shape.map(NewShape::new);
+    let mut schema = SchemaChanges::default();
+    let summary = {
+        // Patch outputs and the baseline see volatile values replaced; the rules see them all.
+        let mut facing: Vec<&mut dyn DiffSink> = Vec::new();
+        facing.extend(writer.iter_mut().map(|w| w as &mut dyn DiffSink));
+        facing.extend(expected.iter_mut().map(|e| e as &mut dyn DiffSink));
+        facing.extend(pending.iter_mut().map(|(_, p)| p as &mut dyn DiffSink));
+        let mut facing = Tee(facing);
+        let mut redacting = Redacting {
+            volatile: &plan.volatile,
+            inner: &mut facing,
+        };
+        let mut sinks: Vec<&mut dyn DiffSink> =
+            vec![&mut rows_preserved, &mut schema, &mut redacting];
+        sinks.extend(metadata.iter_mut().map(|m| m as &mut dyn DiffSink));
+        sinks.extend(after_state.iter_mut().map(|a| a as &mut dyn DiffSink));
+        sinks.extend(new_shape.iter_mut().map(|a| a as &mut dyn DiffSink));
+        let before = server.connect(BEFORE_DB).await?;
+        let after = server.connect(WORK_DB).await?;
+        diff::diff(
+            &mut DbSource::new(&before, before_tables),
+            &mut DbSource::new(&after, after_tables),
+            &mut Tee(sinks),
+        )
+        .await?
+    };
+    if let Some(w) = writer {
+        w.finish()?.commit()?;
+    }
+    let mut results = Vec::new();
+    if let Some(e) = expected {
+        let mut result = e.finish()?;
+        match pending {
+            Some((path, writer)) if !result.passed => {
+                writer.finish()?.commit()?;
+                result.notes.push(format!(
+                    "pending baseline written: {}; review it with `pgsnapdiff review` (or `pgsnapdiff accept`/`reject`)",
+                    path.display()
+                ));
+            }
+            Some((path, _)) if path.exists() => {
+                std::fs::remove_file(&path)
+                    .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+                note(format!(
+                    "removed {}: the baseline matches now",
+                    path.display()
+                ));
+            }
+            _ if plan.check_baselines && !result.passed => result
+                .notes
+                .push("check mode (--check or CI=true): no pending baseline written".into()),
+            _ => {}
+        }
+        results.push(result);
+    }
+    results.push(rows_preserved.finish());
+    for m in metadata {
+        results.push(m.finish()?);
+    }
+    if let Some(a) = after_state {
+        results.extend(a.finish()?);
+    }
+    if let Some(n) = new_shape {
+        results.push(n.finish()?);
+    }
+    phases.push(("diff+check", started.elapsed()));
+
+    if let Some(rt) = &plan.roundtrip {
+        let started = Instant::now();
+        progress("diffing original → after (round trip)");
+        let original_tables = tables_of(server, ORIGINAL_DB, &wanted, &dump.path).await?;
+        let after_tables =
+            tables_after(server, WORK_DB, &wanted, &original_tables, &dump.path).await?;
+        let mut roundtrip = RoundTrip::new(&rt.ignore);
+        let original = server.connect(ORIGINAL_DB).await?;
+        let after = server.connect(WORK_DB).await?;
+        diff::diff(
+            &mut DbSource::new(&original, original_tables),
+            &mut DbSource::new(&after, after_tables),
+            &mut roundtrip,
+        )
+        .await?;
+        results.push(roundtrip.finish());
+        phases.push(("round trip", started.elapsed()));
+    }
+
+    Ok(CaseOutcome {
+        phases,
+        summary,
+        schema: schema.0,
+        results,
+    })
+}
+
+pub async fn check(plans: &[CheckPlan]) -> Result<bool> {
+    let started_at = SystemTime::now();
+    // Cheap checks first: a typo must not cost a restore.
+    let prepared: Vec<Prepared> = plans.iter().map(prepare).collect::<Result<_>>()?;
+    let dumps: Vec<Dump> = plans
+        .iter()
+        .map(|p| restore::inspect(&p.input.dump))
+        .collect::<Result<_>>()?;
+    let mut phases = Vec::new();
+    let server = boot(&plans[0].input, &dumps, &mut phases).await?;
+    let mut outcomes = Vec::new();
+    for ((plan, dump), prepared) in plans.iter().zip(&dumps).zip(prepared) {
+        if let Some(name) = &plan.name {
+            progress(format!("case {name}"));
+        }
+        outcomes.push(run_case(&server, plan, dump, prepared).await?);
+    }
+    // Check mode: pending and orphaned baselines, over every case's baselines.
+    let mut run_results = Vec::new();
+    let used: Vec<PathBuf> = plans
+        .iter()
+        .filter_map(|p| p.expect_patch.clone())
+        .collect();
+    if plans[0].check_baselines && !used.is_empty() {
+        run_results.push(baseline::check_result(&used)?);
+    }
+    write_outputs(
+        plans,
+        &dumps,
+        &server,
+        &phases,
+        &mut outcomes,
+        run_results,
+        started_at,
+    )
+}
+
+fn server_fact(server: &Server) -> String {
+    format!(
+        "PostgreSQL {} ({}, {})",
+        server.binaries.version,
+        server.binaries.origin,
+        server.binaries.bin_dir.display()
+    )
+}
+
+/// stdout in the chosen format, then --result-out and --report.
+fn write_outputs(
+    plans: &[CheckPlan],
+    dumps: &[Dump],
+    server: &Server,
+    boot_phases: &[(&'static str, Duration)],
+    outcomes: &mut [CaseOutcome],
+    mut run_results: Vec<CheckResult>,
+    started_at: SystemTime,
+) -> Result<bool> {
+    let shared = &plans[0];
+    // Without [[case]], one case: its report is the whole report, as it always was.
+    let single = plans.len() == 1 && shared.name.is_none();
+    if single {
+        outcomes[0].results.append(&mut run_results);
+    }
+    outcomes[0].phases.splice(0..0, boot_phases.iter().copied());
+    let server_text = server_fact(server);
+    let mut reports: Vec<CheckReport> = plans
+        .iter()
+        .zip(dumps)
+        .zip(outcomes.iter_mut())
+        .map(|((plan, dump), outcome)| CheckReport {
+            case: plan.name.as_deref(),
+            dump: &dump.path,
+            dump_format: dump.format.name(),
+            pg_dump_version: dump.pg_dump_version.as_deref(),
+            server: server_text.clone(),
+            downgrade: plan.downgrade.describe(),
+            upgrade: plan.roundtrip.as_ref().map(|r| r.upgrade.describe()),
+            phases: &outcome.phases,
+            summary: &outcome.summary,
+            patch_out: plan.patch_out.as_deref(),
+            schema: &outcome.schema,
+            results: &mut outcome.results,
+        })
+        .collect();
+    let proven =
+        reports.iter().all(CheckReport::proven) && !run_results.iter().any(CheckResult::fails);
+
+    let mut stdout = std::io::stdout().lock();
+    let err = |e| Error::io("writing the report", e);
+    let write_json =
+        |out: &mut dyn std::io::Write, reports: &mut [CheckReport], run: &mut [CheckResult]| {
+            if single {
+                reports[0].write_json(out)
+            } else {
+                crate::report::write_cases_json(out, proven, reports, run)
+            }
+        };
+    match shared.format {
+        OutputFormat::Json => write_json(&mut stdout, &mut reports, &mut run_results)?,
+        format => {
+            let mut suites: Vec<Suite> = reports
+                .iter()
+                .map(|r| Suite {
+                    name: r.suite_name(),
+                    time: r.phases.iter().map(|(_, d)| *d).sum(),
+                    results: r.results,
+                })
+                .collect();
+            if !run_results.is_empty() {
+                suites.push(Suite {
+                    name: "baselines".into(),
+                    time: Duration::ZERO,
+                    results: &run_results,
+                });
+            }
+            if format == OutputFormat::Junit {
+                ci::write_junit(&mut stdout, &suites).map_err(err)?;
+            } else {
+                if format == OutputFormat::Github {
+                    ci::write_github(&mut stdout, &suites).map_err(err)?;
+                }
+                crate::report::write_cases_human(&mut stdout, &reports, &run_results, single)
+                    .map_err(err)?;
+            }
+        }
+    }
+    if let Some(path) = &shared.result_out {
+        let mut file = AtomicFile::create(path)?;
+        write_json(&mut file, &mut reports, &mut run_results)?;
+        file.commit()?;
+    }
+    if let Some(path) = &shared.report {
+        let mut inputs = Vec::new();
+        let mut facts = vec![("server".to_string(), server_text.clone())];
+        for (plan, dump) in plans.iter().zip(dumps) {
+            let mut steps = vec![("downgrade", &plan.downgrade)];
+            let case = plan
+                .name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            let label = |what: &str| format!("{what}{case}");
+            facts.push((label("dump"), dump_fact(dump)));
+            facts.push((label("downgrade"), describe_step(&plan.downgrade)));
+            if let Some(rt) = &plan.roundtrip {
+                steps.push(("upgrade", &rt.upgrade));
+                facts.push((label("upgrade (round trip)"), describe_step(&rt.upgrade)));
+            }
+            for input in audit_inputs(&plan.input, &steps, plan.expect_patch.as_deref())? {
+                if !inputs.iter().any(|i: &audit::Input| i.path == input.path) {
+                    inputs.push(input);
+                }
+            }
+        }
+        let mut sections: Vec<Section> = reports
+            .iter()
+            .map(|r| Section {
+                title: match r.case {
+                    Some(name) => format!("case {name}: before → after the downgrade"),
+                    None => "before → after the downgrade".into(),
+                },
+                headlines: vec![format!(
+                    "patch: {} operations ({} schema, {} data){}",
+                    r.summary.ops(),
+                    r.summary.schema_ops,
+                    r.summary.data_ops,
+                    r.patch_out
+                        .map(|p| format!(", written to {}", p.display()))
+                        .unwrap_or_default()
+                )],
+                phases: r.phases,
+                tables: r
+                    .summary
+                    .tables
+                    .iter()
+                    .map(|(t, c)| (t.as_str(), c))
+                    .collect(),
+                schema: r.schema,
+                results: r.results,
+            })
+            .collect();
+        if !run_results.is_empty() {
+            sections.push(Section {
+                title: "baselines".into(),
+                headlines: Vec::new(),
+                phases: &[],
+                tables: Vec::new(),
+                schema: &[],
+                results: &run_results,
+            });
+        }
+        let audit = Audit {
+            command: "check",
+            proven,
+            complete: true,
+            started: started_at,
+            facts,
+            inputs,
+            phases: boot_phases,
+            sections,
+        };
+        audit::write(&audit, path)?;
+    }
+    let built_in = ["rows-preserved", crate::expect::shape::RULE];
+    for r in &reports {
+        if r.results.iter().all(|c| built_in.contains(&c.id.as_str())) {
+            note(format!(
+                "{}nothing but the built-in rule rows-preserved was checked; add --expect-patch or rules to prove the values",
+                r.case.map(|c| format!("case {c}: ")).unwrap_or_default()
+            ));
+        }
+    }
+    Ok(proven)
+}
