@@ -27,7 +27,7 @@ pub const VOLATILE: &str = "[volatile]";
 pub const PENDING: &str = ".new";
 
 /// File names that are baselines, for orphan detection.
-const BASELINE_SUFFIXES: &[&str] = &[".patch.json"];
+const BASELINE_SUFFIXES: &[&str] = &[".patch.json", ".after.json"];
 
 pub fn pending_of(baseline: &Path) -> PathBuf {
     let mut name = baseline.as_os_str().to_owned();
@@ -67,6 +67,21 @@ impl Volatile {
 
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
+    }
+
+    /// A row of table `table` at key `key`, volatile values replaced (as in `add /data/T/K`).
+    pub fn row(&self, table: &str, key: &str, row: Value) -> Value {
+        if self.patterns.is_empty() {
+            return row;
+        }
+        let op = PatchOperation::Add(json_patch::AddOperation {
+            path: PointerBuf::from_tokens(["data", table, key]),
+            value: row,
+        });
+        match self.op(&op) {
+            PatchOperation::Add(o) => o.value,
+            _ => unreachable!("an add stays an add"),
+        }
     }
 
     /// The operation with every value at a volatile path replaced.
@@ -142,6 +157,67 @@ impl DiffSink for Redacting<'_> {
     }
 }
 
+// ------------------------------------------------------------------ after-snapshot baseline
+
+/// Compares the after snapshot with its baseline (`expect_after`): every operation of the
+/// baseline → after diff is a finding.
+pub struct AfterBaseline {
+    pub path: PathBuf,
+    findings: Findings,
+    missing: bool,
+}
+
+impl AfterBaseline {
+    pub fn new(path: &Path) -> Self {
+        AfterBaseline {
+            path: path.to_path_buf(),
+            findings: Findings::default(),
+            missing: !path.exists(),
+        }
+    }
+
+    pub fn missing(&self) -> bool {
+        self.missing
+    }
+
+    pub fn finish(mut self) -> Result<CheckResult> {
+        if self.missing {
+            self.findings.push(Finding {
+                rule: "expected-after".into(),
+                message: "no baseline yet; review the pending one and accept it".into(),
+                table: None,
+                key: None,
+                path: self.path.display().to_string(),
+                before: None,
+                expected: None,
+                actual: None,
+            })?;
+        }
+        let name = format!("expected after-snapshot {}", self.path.display());
+        Ok(CheckResult::new("expected-after", name, self.findings))
+    }
+}
+
+impl DiffSink for AfterBaseline {
+    fn op(&mut self, op: &PatchOperation) -> Result<()> {
+        let mut tokens = op.path().tokens().map(|t| t.decoded().into_owned());
+        let (table, key) = match tokens.next().as_deref() {
+            Some("data") => (tokens.next(), tokens.next()),
+            _ => (None, None),
+        };
+        self.findings.push(Finding {
+            rule: "expected-after".into(),
+            message: "after-snapshot differs from its baseline".into(),
+            table,
+            key,
+            path: op.path().to_string(),
+            before: None,
+            expected: None,
+            actual: Some(serde_json::to_value(op).expect("patch operations serialize")),
+        })
+    }
+}
+
 // ------------------------------------------------------------------------------ check mode
 
 /// The directories baselines live in: those of the `used` ones, else `snapshots/`.
@@ -214,6 +290,7 @@ pub fn check_result(used: &[PathBuf]) -> Result<CheckResult> {
             table: None,
             key: None,
             path: file.display().to_string(),
+            before: None,
             expected: None,
             actual: None,
         })?;

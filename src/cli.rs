@@ -97,6 +97,10 @@ pub struct CheckArgs {
     /// Write the emitted patch here (atomically).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub patch_out: Option<PathBuf>,
+    /// Expected after-snapshot (a baseline, like --expect-patch): the snapshot after the
+    /// downgrade must equal it.
+    #[arg(long, value_name = "FILE")]
+    pub expect_after: Option<PathBuf>,
     /// Write the result, with every finding, as JSON here (atomically).
     #[arg(long, value_name = "FILE")]
     pub result_out: Option<PathBuf>,
@@ -304,6 +308,7 @@ struct FileConfig {
     dump: Option<PathBuf>,
     tables: Option<Vec<String>>,
     expect_patch: Option<PathBuf>,
+    expect_after: Option<PathBuf>,
     patch_out: Option<PathBuf>,
     result_out: Option<PathBuf>,
     report: Option<PathBuf>,
@@ -328,6 +333,7 @@ struct CaseConfig {
     dump: Option<PathBuf>,
     tables: Option<Vec<String>>,
     expect_patch: Option<PathBuf>,
+    expect_after: Option<PathBuf>,
     patch_out: Option<PathBuf>,
     volatile: Option<Vec<String>>,
     downgrade: Option<DowngradeConfig>,
@@ -344,6 +350,7 @@ impl FileConfig {
             dump: c.dump.or_else(|| self.dump.clone()),
             tables: c.tables.or_else(|| self.tables.clone()),
             expect_patch: c.expect_patch.or_else(|| self.expect_patch.clone()),
+            expect_after: c.expect_after.or_else(|| self.expect_after.clone()),
             patch_out: c.patch_out.or_else(|| self.patch_out.clone()),
             volatile: c.volatile.or_else(|| self.volatile.clone()),
             downgrade: c.downgrade.or_else(|| self.downgrade.clone()),
@@ -520,6 +527,8 @@ pub struct CheckPlan {
     pub downgrade_timeout: Option<Duration>,
     pub downgrade_superuser: bool,
     pub expect_patch: Option<PathBuf>,
+    /// The after-snapshot baseline.
+    pub expect_after: Option<PathBuf>,
     pub patch_out: Option<PathBuf>,
     pub result_out: Option<PathBuf>,
     /// The audit report (.html or .md).
@@ -681,6 +690,7 @@ pub fn check_plans(args: &CheckArgs, globals: &Globals) -> Result<Vec<CheckPlan>
             "--downgrade-sql/--downgrade-cmd",
         ),
         (args.expect_patch.is_some(), "--expect-patch"),
+        (args.expect_after.is_some(), "--expect-after"),
         (args.patch_out.is_some(), "--patch-out"),
         (
             !args.upgrade_sql.is_empty() || args.upgrade_cmd.is_some(),
@@ -758,6 +768,10 @@ fn check_plan(
             .expect_patch
             .clone()
             .or_else(|| loaded.path(&loaded.config.expect_patch)),
+        expect_after: args
+            .expect_after
+            .clone()
+            .or_else(|| loaded.path(&loaded.config.expect_after)),
         patch_out: args
             .patch_out
             .clone()
@@ -1034,6 +1048,7 @@ pub fn baseline_plan(args: &BaselineArgs) -> Result<BaselinePlan> {
         used: loaded
             .path(&loaded.config.expect_patch)
             .into_iter()
+            .chain(loaded.path(&loaded.config.expect_after))
             .collect(),
     })
 }

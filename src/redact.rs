@@ -88,12 +88,12 @@ pub fn op(op: &PatchOperation) -> PatchOperation {
     op
 }
 
-/// A finding's expected and actual values hashed, when they are data (or operations on data).
+/// A finding's before, expected and actual values hashed, when they are data (or operations on data).
 pub fn finding(f: &mut Finding) {
     let Some(key) = KEY.get() else {
         return;
     };
-    for v in [f.expected.as_mut(), f.actual.as_mut()]
+    for v in [f.before.as_mut(), f.expected.as_mut(), f.actual.as_mut()]
         .into_iter()
         .flatten()
     {

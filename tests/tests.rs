@@ -749,6 +749,7 @@ struct FindingDoc {
     table: Option<String>,
     key: Option<String>,
     path: String,
+    before: Option<Value>,
     expected: Option<Value>,
     actual: Option<Value>,
 }
@@ -854,6 +855,8 @@ fn rows_created_after_the_migration_are_reported_as_left_in_the_new_shape() {
         ]
     );
     assert_eq!(found[3].actual, Some(serde_json::json!(2)));
+    // Untouched by the downgrade: before is what is there.
+    assert_eq!(found[3].before, found[3].actual);
     assert!(found[0].message.contains("key not in the old shape"));
     let check = doc.checks.iter().find(|c| c.id == "new-shape").unwrap();
     assert_eq!((check.severity.as_str(), check.passed), ("warning", false));
@@ -2698,4 +2701,51 @@ downgrade = {{ sql = ["{merge}"] }}
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn after_snapshot_baseline_is_pending_until_accepted_and_then_catches_a_regression() {
+    let ctx = Ctx::new();
+    let baseline = ctx.path("onboarding.after.json");
+    let pending = ctx.path("onboarding.after.json.new");
+    let dump = sample_dump("onboarding.dump");
+    let run_with = |downgrade: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "-c",
+            "/dev/null",
+            "--dump",
+            s(&dump),
+            "--new-shape",
+            "off",
+        ];
+        args.extend_from_slice(&[
+            "--downgrade-sql",
+            s(downgrade),
+            "--expect-after",
+            s(&baseline),
+        ]);
+        args.extend_from_slice(extra);
+        ctx.run(&args)
+    };
+    let run = run_with(&downgrade_sql(), &[]);
+    run.assert_code(1);
+    run.assert_stdout("no baseline yet");
+    ctx.run(&["accept", s(&baseline)]).assert_code(0);
+    let snap: Value = serde_json::from_str(&std::fs::read_to_string(&baseline).unwrap()).unwrap();
+    assert_eq!(snap["format"], "pgsnapdiff-snapshot/1");
+    assert_eq!(snap["alembic_version"], serde_json::json!(["a1b2c3d4e5f6"]));
+    assert!(snap["data"]["public.onboarding_states"]["1"]["agent_history"].is_null());
+    run_with(&downgrade_sql(), &[]).assert_code(0);
+
+    // The truthiness bug leaves row 1's metadata: exactly that differs from the baseline.
+    let run = run_with(&broken("truthiness"), &["--check"]);
+    run.assert_code(1);
+    run.assert_stdout(
+        r#"{"op":"add","path":"/data/public.onboarding_states/1/step_data/_migration_metadata""#,
+    );
+    assert!(!pending.exists(), "check mode wrote a pending baseline");
+    let run = run_with(&broken("truthiness"), &[]);
+    run.assert_code(1);
+    assert!(pending.exists());
 }

@@ -33,6 +33,9 @@ pub struct Finding {
     pub key: Option<String>,
     /// JSON Pointer into the snapshot.
     pub path: String,
+    /// What was there before the downgrade, where the check knows it (`null` otherwise).
+    #[serde(default)]
+    pub before: Option<Value>,
     /// What the check expected there (`null` when it expected nothing).
     pub expected: Option<Value>,
     /// What is there (`null` when nothing is).

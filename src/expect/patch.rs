@@ -23,6 +23,7 @@ fn finding(message: &str, op: &PatchOperation, missing: bool) -> Finding {
         _ => (None, None),
     };
     Finding {
+        before: None,
         rule: "expected-patch".into(),
         message: message.into(),
         table,
@@ -96,6 +97,7 @@ impl ExpectedPatch {
         if self.missing {
             let mut findings = Findings::default();
             findings.push(Finding {
+                before: None,
                 rule: "expected-patch".into(),
                 message: format!(
                     "no baseline yet ({} operations emitted); review the pending one and accept it",

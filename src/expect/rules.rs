@@ -77,6 +77,7 @@ impl DiffSink for RowsPreserved {
                 table: Some(table.into()),
                 key: Some(key.into()),
                 path: data_path(table, key, Pointer::root()),
+                before: Some(b.clone()),
                 expected: Some(b.clone()),
                 actual: None,
             })?;
@@ -151,11 +152,13 @@ impl MetadataRestored {
         }
     }
 
+    /// A finding at `inner` of the row; `before_row` is the row before the downgrade.
     fn push(
         &mut self,
         message: &str,
         key: &str,
         inner: &Pointer,
+        before_row: Option<&Value>,
         expected: Option<&Value>,
         actual: Option<&Value>,
     ) -> Result<()> {
@@ -165,6 +168,7 @@ impl MetadataRestored {
             table: Some(self.spec.table.clone()),
             key: Some(key.into()),
             path: data_path(&self.spec.table, key, inner),
+            before: before_row.and_then(|b| at(b, inner)).cloned(),
             expected: expected.cloned(),
             actual: actual.cloned(),
         })
@@ -174,13 +178,21 @@ impl MetadataRestored {
     fn push_diff(
         &mut self,
         message: &str,
+        before_row: &Value,
         key: &str,
         field: &Pointer,
         expected: &Value,
         actual: Option<&Value>,
     ) -> Result<()> {
         let Some(actual) = actual.filter(|a| a.is_object() && expected.is_object()) else {
-            return self.push(message, key, field, Some(expected), actual);
+            return self.push(
+                message,
+                key,
+                field,
+                Some(before_row),
+                Some(expected),
+                actual,
+            );
         };
         for op in json_patch::diff(expected, actual).0 {
             let inner = op.path();
@@ -189,7 +201,8 @@ impl MetadataRestored {
             if path.starts_with(&self.spec.metadata) {
                 continue;
             }
-            self.push(message, key, &path, at(expected, inner), at(actual, inner))?;
+            let (expected, actual) = (at(expected, inner), at(actual, inner));
+            self.push(message, key, &path, Some(before_row), expected, actual)?;
         }
         Ok(())
     }
@@ -217,6 +230,7 @@ impl MetadataRestored {
                     PointerBuf::from_tokens(["data", &s.table]),
                     s.metadata
                 ),
+                before: None,
                 expected: None,
                 actual: None,
             })?;
@@ -267,7 +281,7 @@ impl DiffSink for MetadataRestored {
             (None, None) => {}
             (None, Some(a)) => {
                 if !self.spec.allow_added_rows {
-                    self.push("row appeared", key, root, None, Some(a))?;
+                    self.push("row appeared", key, root, None, None, Some(a))?;
                 }
             }
             (Some(b), None) => {
@@ -279,7 +293,7 @@ impl DiffSink for MetadataRestored {
                 let allowed = self.spec.allow_removed_rows
                     || (metadata.is_none() && self.spec.without_metadata == WithoutMetadata::Any);
                 if !allowed {
-                    self.push("row disappeared", key, root, Some(b), None)?;
+                    self.push("row disappeared", key, root, Some(b), Some(b), None)?;
                 }
             }
             (Some(b), Some(a)) => match metadata {
@@ -293,13 +307,14 @@ impl DiffSink for MetadataRestored {
                         match expected {
                             None => {
                                 let message = format!("metadata has no {source}");
-                                self.push(&message, key, field, None, actual)?;
+                                self.push(&message, key, field, Some(b), None, actual)?;
                             }
                             Some(e) if Some(e) != actual => {
                                 let e = e.clone();
                                 let actual = actual.cloned();
                                 self.push_diff(
                                     "not restored from metadata",
+                                    b,
                                     key,
                                     field,
                                     &e,
@@ -316,6 +331,7 @@ impl DiffSink for MetadataRestored {
                             "metadata left in place",
                             key,
                             &path,
+                            Some(b),
                             None,
                             Some(&left.clone()),
                         )?;
@@ -325,6 +341,7 @@ impl DiffSink for MetadataRestored {
                         let path = PointerBuf::from_tokens([col.as_str()]);
                         self.push_diff(
                             "changed, but the rule does not map it",
+                            b,
                             key,
                             &path,
                             vb,
@@ -340,6 +357,7 @@ impl DiffSink for MetadataRestored {
                             let path = PointerBuf::from_tokens([col.as_str()]);
                             self.push_diff(
                                 "changed (row has no metadata)",
+                                b,
                                 key,
                                 &path,
                                 vb,
@@ -462,6 +480,7 @@ impl AfterState {
             table: table.map(str::to_string),
             key: key.map(str::to_string),
             path: ptr.to_string(),
+            before: None,
             expected,
             actual: actual.cloned(),
         })
@@ -535,6 +554,7 @@ impl DiffSink for AfterState {
                     table: None,
                     key: None,
                     path: "/alembic_version".into(),
+                    before: None,
                     expected: Some(want),
                     actual: Some(after.alembic_version.clone()),
                 })?;
@@ -628,6 +648,7 @@ impl DiffSink for RoundTrip {
             table,
             key,
             path: op.path().to_string(),
+            before: None,
             expected: None,
             actual: Some(serde_json::to_value(op).expect("patch operations serialize")),
         })

@@ -275,6 +275,8 @@ fn judge(
                 table: Some(table.into()),
                 key: Some(key.into()),
                 path: path.to_string(),
+                // Untouched by the downgrade: before is what is there now.
+                before: Some(miss.value.clone()),
                 expected: None,
                 actual: Some(miss.value),
             })?;
@@ -299,6 +301,8 @@ fn judge(
                 table: Some(table.into()),
                 key: Some(key.into()),
                 path: PointerBuf::from_tokens(["data", table, key, col.as_str()]).to_string(),
+                // Untouched by the downgrade: before is what is there now.
+                before: Some(v.clone()),
                 expected: None,
                 actual: Some(v.clone()),
             })?;

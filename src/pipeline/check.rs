@@ -5,7 +5,8 @@
 //! are then streamed side by side, so memory does not grow with the number of rows. Several
 //! cases (`[[case]]`) share one server; each starts from freshly created databases.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use json_patch::PatchOperation;
@@ -14,7 +15,7 @@ use super::{
     BEFORE_DB, ORIGINAL_DB, WORK_DB, audit_inputs, boot, copy_database, describe_step, dump_fact,
     restore_work, tables_after, tables_of, warn_keyless,
 };
-use crate::baseline::{self, Redacting};
+use crate::baseline::{self, AfterBaseline, Redacting};
 use crate::cli::{CheckPlan, OutputFormat};
 use crate::diff::{self, DiffSink, SchemaChanges, Summary, Tee};
 use crate::downgrade::{self, Kind, RunOptions};
@@ -28,7 +29,8 @@ use crate::report::ci::{self, Suite};
 use crate::report::{AtomicFile, CheckReport, PatchWriter, note, progress};
 use crate::restore::{self, Dump};
 use crate::server::Server;
-use crate::snapshot::db::DbSource;
+use crate::snapshot::db::{DbSource, Table};
+use crate::snapshot::file::{FileSource, write_source_with};
 
 /// What one case found.
 struct CaseOutcome {
@@ -124,6 +126,7 @@ async fn run_case(
     let started = Instant::now();
     progress("diffing before → after");
     let after_tables = tables_after(server, WORK_DB, &wanted, &before_tables, &dump.path).await?;
+    let snapshot_tables = plan.expect_after.as_ref().map(|_| after_tables.clone());
     let mut writer = match &plan.patch_out {
         Some(path) => Some(PatchWriter::new(AtomicFile::create(path)?)),
         None => None,
@@ -222,6 +225,11 @@ async fn run_case(
         results.push(roundtrip.finish());
         phases.push(("round trip", started.elapsed()));
     }
+    if let (Some(path), Some(tables)) = (&plan.expect_after, snapshot_tables) {
+        let started = Instant::now();
+        results.push(after_baseline(server, plan, path, tables).await?);
+        phases.push(("after-snapshot", started.elapsed()));
+    }
 
     Ok(CaseOutcome {
         phases,
@@ -229,6 +237,69 @@ async fn run_case(
         schema: schema.0,
         results,
     })
+}
+
+/// The after snapshot against its baseline (`expect_after`). The new snapshot goes to a temp
+/// file first; on a mismatch it becomes the pending baseline, except in check mode.
+async fn after_baseline(
+    server: &Server,
+    plan: &CheckPlan,
+    baseline_path: &Path,
+    tables: Vec<Table>,
+) -> Result<CheckResult> {
+    progress(format!(
+        "comparing the after-snapshot with {}",
+        baseline_path.display()
+    ));
+    let err = |e| Error::io("writing the after-snapshot", e);
+    let temp = tempfile::NamedTempFile::new().map_err(err)?;
+    let client = server.connect(WORK_DB).await?;
+    let out = std::io::BufWriter::new(temp.as_file());
+    let volatile = &plan.volatile;
+    write_source_with(&mut DbSource::new(&client, tables), out, |t, k, row| {
+        volatile.row(t, k, row)
+    })
+    .await?
+    .flush()
+    .map_err(err)?;
+    let mut check = AfterBaseline::new(baseline_path);
+    if !check.missing() {
+        diff::diff(
+            &mut FileSource::open(baseline_path)?,
+            &mut FileSource::open(temp.path())?,
+            &mut check,
+        )
+        .await?;
+    }
+    let mut result = check.finish()?;
+    let pending = baseline::pending_of(baseline_path);
+    if plan.check_baselines {
+        if !result.passed {
+            result
+                .notes
+                .push("check mode (--check or CI=true): no pending baseline written".into());
+        }
+    } else if !result.passed {
+        let mut file = AtomicFile::create(&pending)?;
+        std::io::copy(
+            &mut std::fs::File::open(temp.path()).map_err(err)?,
+            &mut file,
+        )
+        .map_err(err)?;
+        file.commit()?;
+        result.notes.push(format!(
+            "pending baseline written: {}; review it with `pgsnapdiff review` (or `pgsnapdiff accept`/`reject`)",
+            pending.display()
+        ));
+    } else if pending.exists() {
+        std::fs::remove_file(&pending)
+            .map_err(|e| Error::io(format!("removing {}", pending.display()), e))?;
+        note(format!(
+            "removed {}: the baseline matches now",
+            pending.display()
+        ));
+    }
+    Ok(result)
 }
 
 pub async fn check(plans: &[CheckPlan]) -> Result<bool> {
@@ -252,7 +323,7 @@ pub async fn check(plans: &[CheckPlan]) -> Result<bool> {
     let mut run_results = Vec::new();
     let used: Vec<PathBuf> = plans
         .iter()
-        .filter_map(|p| p.expect_patch.clone())
+        .flat_map(|p| p.expect_patch.iter().chain(&p.expect_after).cloned())
         .collect();
     if plans[0].check_baselines && !used.is_empty() {
         run_results.push(baseline::check_result(&used)?);

@@ -360,13 +360,18 @@ fn section_html(h: &mut String, n: usize, s: &Section) {
             esc(&r.id),
             findings(r.findings.total)
         );
-        h.push_str("<table><tr><th>where</th><th>what</th><th>expected</th><th>actual</th></tr>\n");
+        h.push_str("<table><tr><th>where</th><th>what</th><th>before</th><th>expected</th><th>actual</th></tr>\n");
         for f in shown(r) {
+            let before = match &f.before {
+                Some(_) => json_text(&f.before),
+                None => "(not known)".into(),
+            };
             let _ = writeln!(
                 h,
-                "<tr><td><code>{}</code></td><td>{}</td><td><pre>{}</pre></td><td><pre>{}</pre></td></tr>",
+                "<tr><td><code>{}</code></td><td>{}</td><td><pre>{}</pre></td><td><pre>{}</pre></td><td><pre>{}</pre></td></tr>",
                 esc(&f.path),
                 esc(&f.message),
+                esc(&before),
                 esc(&json_text(&f.expected)),
                 esc(&json_text(&f.actual))
             );
@@ -510,7 +515,7 @@ pub fn write_markdown(a: &Audit, out: &mut dyn Write) -> io::Result<()> {
         for r in s.results.iter().filter(|r| !r.passed) {
             let _ = writeln!(
                 m,
-                "\n### {} {}: {}\n\n| where | what | expected | actual |\n| --- | --- | --- | --- |",
+                "\n### {} {}: {}\n\n| where | what | before | expected | actual |\n| --- | --- | --- | --- | --- |",
                 status(r),
                 r.id,
                 findings(r.findings.total)
@@ -522,9 +527,10 @@ pub fn write_markdown(a: &Audit, out: &mut dyn Write) -> io::Result<()> {
                 };
                 let _ = writeln!(
                     m,
-                    "| `{}` | {} | {} | {} |",
+                    "| `{}` | {} | {} | {} | {} |",
                     cell(&f.path),
                     cell(&f.message),
+                    short(&f.before),
                     short(&f.expected),
                     short(&f.actual)
                 );

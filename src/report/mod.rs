@@ -607,11 +607,17 @@ fn write_results(out: &mut dyn Write, results: &[CheckResult]) -> io::Result<()>
                 let actual = short(&finding.actual, 100);
                 writeln!(out, "      {}: {}: {actual}", finding.path, finding.message)?;
             } else {
+                writeln!(out, "      {}: {}", finding.path, finding.message)?;
+                // Before the downgrade, when it says something expected and actual don't.
+                if finding.before.is_some()
+                    && finding.before != finding.expected
+                    && finding.before != finding.actual
+                {
+                    writeln!(out, "        before   {}", short(&finding.before, 100))?;
+                }
                 writeln!(
                     out,
-                    "      {}: {}\n        expected {}\n        actual   {}",
-                    finding.path,
-                    finding.message,
+                    "        expected {}\n        actual   {}",
                     short(&finding.expected, 100),
                     short(&finding.actual, 100)
                 )?;

@@ -84,6 +84,16 @@ fn json_string(s: &str) -> String {
 
 /// Copy a whole `Source` into a `Writer`.
 pub async fn write_source<W: Write>(source: &mut impl Source, out: W) -> Result<W> {
+    write_source_with(source, out, |_, _, row| row).await
+}
+
+/// `write_source`, each row passed through `rows(table, key, row)` first (e.g. volatile values
+/// replaced).
+pub async fn write_source_with<W: Write>(
+    source: &mut impl Source,
+    out: W,
+    rows: impl Fn(&str, &str, Value) -> Value,
+) -> Result<W> {
     let header = source.header().await?;
     let mut writer = Writer::begin(out, &header)?;
     while let Some(table) = source.next_table().await? {
@@ -91,7 +101,8 @@ pub async fn write_source<W: Write>(source: &mut impl Source, out: W) -> Result<
         while let Some((key, text)) = source.next_row().await? {
             // Re-serialized: the file is canonical whatever the source's text looks like.
             // --redact: data values hashed (a no-op otherwise).
-            writer.row(&key, &crate::redact::value(&text.parse(&table, &key)?))?;
+            let row = rows(&table, &key, text.parse(&table, &key)?);
+            writer.row(&key, &crate::redact::value(&row))?;
         }
     }
     writer.finish()
