@@ -200,21 +200,9 @@ impl AfterBaseline {
 
 impl DiffSink for AfterBaseline {
     fn op(&mut self, op: &PatchOperation) -> Result<()> {
-        let mut tokens = op.path().tokens().map(|t| t.decoded().into_owned());
-        let (table, key) = match tokens.next().as_deref() {
-            Some("data") => (tokens.next(), tokens.next()),
-            _ => (None, None),
-        };
-        self.findings.push(Finding {
-            rule: "expected-after".into(),
-            message: "after-snapshot differs from its baseline".into(),
-            table,
-            key,
-            path: op.path().to_string(),
-            before: None,
-            expected: None,
-            actual: Some(serde_json::to_value(op).expect("patch operations serialize")),
-        })
+        let message = "after-snapshot differs from its baseline";
+        let finding = Finding::about_op("expected-after", message, op, false);
+        self.findings.push(finding)
     }
 }
 

@@ -42,6 +42,34 @@ pub struct Finding {
     pub actual: Option<Value>,
 }
 
+impl Finding {
+    /// A finding about a patch operation (expected-patch, round-trip, expected-after): table
+    /// and key from its path, the operation itself as `expected` (missing) or `actual`.
+    pub fn about_op(
+        rule: &str,
+        message: &str,
+        op: &json_patch::PatchOperation,
+        missing: bool,
+    ) -> Self {
+        let op_json = serde_json::to_value(op).expect("patch operations serialize");
+        let mut tokens = op.path().tokens().map(|t| t.decoded().into_owned());
+        let (table, key) = match tokens.next().as_deref() {
+            Some("data") => (tokens.next(), tokens.next()),
+            _ => (None, None),
+        };
+        Finding {
+            rule: rule.into(),
+            message: message.into(),
+            table,
+            key,
+            path: op.path().to_string(),
+            before: None,
+            expected: missing.then(|| op_json.clone()),
+            actual: (!missing).then_some(op_json),
+        }
+    }
+}
+
 /// The findings of one check: exact count, first `KEEP` in memory, all retrievable.
 #[derive(Debug, Default)]
 pub struct Findings {

@@ -15,25 +15,6 @@ fn canonical(op: &PatchOperation) -> String {
     serde_json::to_string(op).expect("patch operations serialize")
 }
 
-fn finding(message: &str, op: &PatchOperation, missing: bool) -> Finding {
-    let op_json = serde_json::to_value(op).expect("patch operations serialize");
-    let mut tokens = op.path().tokens().map(|t| t.decoded().into_owned());
-    let (table, key) = match tokens.next().as_deref() {
-        Some("data") => (tokens.next(), tokens.next()),
-        _ => (None, None),
-    };
-    Finding {
-        before: None,
-        rule: "expected-patch".into(),
-        message: message.into(),
-        table,
-        key,
-        path: op.path().to_string(),
-        expected: missing.then(|| op_json.clone()),
-        actual: (!missing).then_some(op_json),
-    }
-}
-
 /// Read an RFC 6902 patch file.
 pub fn read_patch(path: &Path) -> Result<Vec<PatchOperation>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -129,7 +110,7 @@ impl ExpectedPatch {
             } else {
                 "unexpected operation"
             };
-            findings.push(finding(message, op, *missing))?;
+            findings.push(Finding::about_op("expected-patch", message, op, *missing))?;
         }
         let dropped = self.unexpected_total.saturating_sub(KEEP_UNEXPECTED as u64);
         findings.total += dropped;

@@ -637,20 +637,11 @@ impl DiffSink for RoundTrip {
             self.ignored_ops += 1;
             return Ok(());
         }
-        let (table, key) = match tokens.as_slice() {
-            [data, table, key, ..] if data == "data" => (Some(table.clone()), Some(key.clone())),
-            [data, table] if data == "data" => (Some(table.clone()), None),
-            _ => (None, None),
-        };
-        self.findings.push(Finding {
-            rule: "round-trip".into(),
-            message: "differs from the original".into(),
-            table,
-            key,
-            path: op.path().to_string(),
-            before: None,
-            expected: None,
-            actual: Some(serde_json::to_value(op).expect("patch operations serialize")),
-        })
+        self.findings.push(Finding::about_op(
+            "round-trip",
+            "differs from the original",
+            op,
+            false,
+        ))
     }
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 use json_patch::PatchOperation;
 
 use super::{
-    BEFORE_DB, ORIGINAL_DB, WORK_DB, audit_inputs, boot, copy_database, describe_step, dump_fact,
-    restore_work, tables_after, tables_of, warn_keyless,
+    BEFORE_DB, ORIGINAL_DB, WORK_DB, audit_inputs, boot, copy_database, describe_step,
+    diff_databases, dump_fact, restore_work, tables_after, tables_of, warn_keyless,
 };
 use crate::baseline::{self, AfterBaseline, Redacting};
 use crate::cli::{CheckPlan, OutputFormat};
@@ -157,14 +157,8 @@ async fn run_case(
         sinks.extend(metadata.iter_mut().map(|m| m as &mut dyn DiffSink));
         sinks.extend(after_state.iter_mut().map(|a| a as &mut dyn DiffSink));
         sinks.extend(new_shape.iter_mut().map(|a| a as &mut dyn DiffSink));
-        let before = server.connect(BEFORE_DB).await?;
-        let after = server.connect(WORK_DB).await?;
-        diff::diff(
-            &mut DbSource::new(&before, before_tables),
-            &mut DbSource::new(&after, after_tables),
-            &mut Tee(sinks),
-        )
-        .await?
+        let (before, after) = ((BEFORE_DB, before_tables), (WORK_DB, after_tables));
+        diff_databases(server, before, after, &mut Tee(sinks)).await?
     };
     if let Some(w) = writer {
         w.finish()?.commit()?;
@@ -214,14 +208,8 @@ async fn run_case(
         let after_tables =
             tables_after(server, WORK_DB, &wanted, &original_tables, &dump.path).await?;
         let mut roundtrip = RoundTrip::new(&rt.ignore);
-        let original = server.connect(ORIGINAL_DB).await?;
-        let after = server.connect(WORK_DB).await?;
-        diff::diff(
-            &mut DbSource::new(&original, original_tables),
-            &mut DbSource::new(&after, after_tables),
-            &mut roundtrip,
-        )
-        .await?;
+        let (original, after) = ((ORIGINAL_DB, original_tables), (WORK_DB, after_tables));
+        diff_databases(server, original, after, &mut roundtrip).await?;
         results.push(roundtrip.finish());
         phases.push(("round trip", started.elapsed()));
     }

@@ -171,6 +171,23 @@ async fn copy_database(server: &Server, source: &str, copy: &str) -> Result<()> 
         .map_err(|e| Error::Server(format!("copying database {source}: {}", db_message(&e))))
 }
 
+/// Diff two databases of the server (their chosen tables) into `sink`.
+async fn diff_databases(
+    server: &Server,
+    (before_db, before_tables): (&str, Vec<Table>),
+    (after_db, after_tables): (&str, Vec<Table>),
+    sink: &mut dyn diff::DiffSink,
+) -> Result<diff::Summary> {
+    let before = server.connect(before_db).await?;
+    let after = server.connect(after_db).await?;
+    diff::diff(
+        &mut DbSource::new(&before, before_tables),
+        &mut DbSource::new(&after, after_tables),
+        sink,
+    )
+    .await
+}
+
 /// The tables of `dbname` to snapshot.
 async fn tables_of(
     server: &Server,

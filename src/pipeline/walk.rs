@@ -7,11 +7,11 @@
 use std::time::{Instant, SystemTime};
 
 use super::{
-    BEFORE_DB, WORK_DB, audit_inputs, boot_and_restore, copy_database, describe_step, dump_fact,
-    tables_after, tables_of,
+    BEFORE_DB, WORK_DB, audit_inputs, boot_and_restore, copy_database, describe_step,
+    diff_databases, dump_fact, tables_after, tables_of,
 };
 use crate::cli::{OutputFormat, WalkPlan};
-use crate::diff::{self, DiffSink, SchemaChanges, Tee};
+use crate::diff::{DiffSink, SchemaChanges, Tee};
 use crate::downgrade::{self, Kind, RunOptions};
 use crate::error::{Error, Result, db_message};
 use crate::expect::rules::RowsPreserved;
@@ -20,7 +20,7 @@ use crate::report::audit::{self, Audit, Section};
 use crate::report::ci::{self, Suite};
 use crate::report::{AtomicFile, WalkReport, WalkStep, progress, show_rev};
 use crate::server::{OWNER_ROLE, Server};
-use crate::snapshot::db::{self, DbSource};
+use crate::snapshot::db;
 
 fn at_target(revision: &[String], to: &str) -> bool {
     if to == "base" {
@@ -95,14 +95,8 @@ async fn step(
     let summary = {
         let mut sinks: Vec<&mut dyn DiffSink> = vec![&mut rows_preserved, &mut schema];
         sinks.extend(new_shape.iter_mut().map(|n| n as &mut dyn DiffSink));
-        let before = server.connect(BEFORE_DB).await?;
-        let after = server.connect(WORK_DB).await?;
-        diff::diff(
-            &mut DbSource::new(&before, before_tables),
-            &mut DbSource::new(&after, after_tables),
-            &mut Tee(sinks),
-        )
-        .await?
+        let (before, after) = ((BEFORE_DB, before_tables), (WORK_DB, after_tables));
+        diff_databases(server, before, after, &mut Tee(sinks)).await?
     };
     let mut results = vec![rows_preserved.finish()];
     if let Some(n) = new_shape {

@@ -18,7 +18,7 @@ use json_patch::PatchOperation;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{op_name, secs};
+use super::{op_name, phases_text};
 use crate::diff::TableCounts;
 use crate::error::{Error, Result};
 use crate::expect::{CheckResult, Finding};
@@ -178,14 +178,6 @@ fn json_text(v: &Option<Value>) -> String {
     }
 }
 
-fn timing(phases: &[(&'static str, Duration)]) -> String {
-    phases
-        .iter()
-        .map(|(n, d)| format!("{n} {}", secs(*d)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn when(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -260,7 +252,7 @@ pub fn write_html(a: &Audit, out: &mut dyn Write) -> io::Result<()> {
     let _ = writeln!(
         h,
         "<tr><th>timing</th><td>{}</td></tr></table>",
-        timing(a.phases)
+        phases_text(a.phases)
     );
     h.push_str("<table><tr><th>input</th><th>path</th><th>bytes</th><th>SHA-256</th></tr>\n");
     for i in &a.inputs {
@@ -288,7 +280,7 @@ fn section_html(h: &mut String, n: usize, s: &Section) {
         h,
         "<section id=\"s{n}\"><h2><span class=\"{mark}\">{mark}</span> {}</h2><p class=\"muted\">{}</p>",
         esc(&s.title),
-        timing(s.phases)
+        phases_text(s.phases)
     );
     for line in &s.headlines {
         let _ = writeln!(
@@ -465,7 +457,7 @@ pub fn write_markdown(a: &Audit, out: &mut dyn Write) -> io::Result<()> {
     for (label, value) in &a.facts {
         let _ = writeln!(m, "| {label} | {} |", cell(value));
     }
-    let _ = writeln!(m, "| timing | {} |\n", timing(a.phases));
+    let _ = writeln!(m, "| timing | {} |\n", phases_text(a.phases));
     m.push_str("| input | path | bytes | SHA-256 |\n| --- | --- | ---: | --- |\n");
     for i in &a.inputs {
         let _ = writeln!(
@@ -480,7 +472,7 @@ pub fn write_markdown(a: &Audit, out: &mut dyn Write) -> io::Result<()> {
     for s in &a.sections {
         let failed = s.results.iter().any(CheckResult::fails);
         let mark = if failed { "FAIL" } else { "PASS" };
-        let _ = writeln!(m, "\n## {mark} {}\n\n{}\n", s.title, timing(s.phases));
+        let _ = writeln!(m, "\n## {mark} {}\n\n{}\n", s.title, phases_text(s.phases));
         for line in &s.headlines {
             let _ = writeln!(m, "**{line}**\n");
         }

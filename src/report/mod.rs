@@ -73,6 +73,34 @@ pub fn secs(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
 }
 
+/// Phases for humans: `boot 0.11s, restore 0.08s`.
+pub fn phases_text(phases: &[(&'static str, Duration)]) -> String {
+    let parts: Vec<String> = phases
+        .iter()
+        .map(|(name, d)| format!("{name} {}", secs(*d)))
+        .collect();
+    parts.join(", ")
+}
+
+/// The first lines of a human report: the dump and the server.
+fn write_context(
+    out: &mut dyn Write,
+    dump: &Path,
+    format: &str,
+    pg_dump_version: Option<&str>,
+    server: &str,
+) -> io::Result<()> {
+    let version = pg_dump_version
+        .map(|v| format!(", pg_dump {v}"))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "dump      {} ({format} format{version})",
+        dump.display()
+    )?;
+    writeln!(out, "server    {server}")
+}
+
 /// An output file written under a temp name and renamed into place on `commit`. Dropped
 /// without commit (error, interrupt), the temp file is removed and the target untouched.
 ///
@@ -246,26 +274,13 @@ impl CheckReport<'_> {
 
     /// The human report: context, per-table counts, one line per check, findings, verdict.
     pub fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
-        writeln!(
-            out,
-            "dump      {} ({} format{})",
-            self.dump.display(),
-            self.dump_format,
-            self.pg_dump_version
-                .map(|v| format!(", pg_dump {v}"))
-                .unwrap_or_default()
-        )?;
-        writeln!(out, "server    {}", self.server)?;
+        let (dump, format, version) = (self.dump, self.dump_format, self.pg_dump_version);
+        write_context(out, dump, format, version, &self.server)?;
         if let Some(up) = &self.upgrade {
             writeln!(out, "upgrade   {up}")?;
         }
         writeln!(out, "downgrade {}", self.downgrade)?;
-        let phases: Vec<String> = self
-            .phases
-            .iter()
-            .map(|(name, d)| format!("{name} {}", secs(*d)))
-            .collect();
-        writeln!(out, "timing    {}", phases.join(", "))?;
+        writeln!(out, "timing    {}", phases_text(self.phases))?;
         for (table, c) in &self.summary.tables {
             writeln!(
                 out,
@@ -418,35 +433,17 @@ impl WalkReport<'_> {
     }
 
     pub fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
-        writeln!(
-            out,
-            "dump      {} ({} format{})",
-            self.dump.display(),
-            self.dump_format,
-            self.pg_dump_version
-                .map(|v| format!(", pg_dump {v}"))
-                .unwrap_or_default()
-        )?;
-        writeln!(out, "server    {}", self.server)?;
+        let (dump, format, version) = (self.dump, self.dump_format, self.pg_dump_version);
+        write_context(out, dump, format, version, &self.server)?;
         writeln!(
             out,
             "walk      {} per step, down to {}",
             self.step_cmd, self.to
         )?;
-        let phases: Vec<String> = self
-            .phases
-            .iter()
-            .map(|(name, d)| format!("{name} {}", secs(*d)))
-            .collect();
-        writeln!(out, "timing    {}", phases.join(", "))?;
+        writeln!(out, "timing    {}", phases_text(self.phases))?;
         for step in self.steps.iter() {
             writeln!(out)?;
-            let phases: Vec<String> = step
-                .phases
-                .iter()
-                .map(|(name, d)| format!("{name} {}", secs(*d)))
-                .collect();
-            writeln!(out, "== {} ({})", step.title(), phases.join(", "))?;
+            writeln!(out, "== {} ({})", step.title(), phases_text(&step.phases))?;
             for (table, n) in step.lost() {
                 writeln!(out, "lost      {n} rows of {table}")?;
             }
