@@ -2749,3 +2749,49 @@ fn after_snapshot_baseline_is_pending_until_accepted_and_then_catches_a_regressi
     run.assert_code(1);
     assert!(pending.exists());
 }
+
+#[test]
+fn review_shows_the_diff_on_a_terminal_and_accepts_or_rejects_as_answered() {
+    // No server needed: two pending baselines made by hand, reviewed under script(1)'s pty.
+    let ctx = Ctx::new();
+    let dir = ctx.path("snapshots");
+    std::fs::create_dir(&dir).unwrap();
+    let text = std::fs::read_to_string(expected_patch()).unwrap();
+    let changed = text.replacen("/agent_history\"}", "/agent_story\"}", 1);
+    for name in ["a", "b"] {
+        std::fs::write(dir.join(format!("{name}.patch.json")), &text).unwrap();
+        std::fs::write(dir.join(format!("{name}.patch.json.new")), &changed).unwrap();
+    }
+    let cmd = format!(
+        "printf 'a\\nr\\n' | script -qec '{} review snapshots/a.patch.json snapshots/b.patch.json' /dev/null",
+        env!("CARGO_BIN_EXE_pgsnapdiff")
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .current_dir(ctx.path("."))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("[1/2] --- snapshots/a.patch.json\n+++ snapshots/a.patch.json.new\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("\n-  {\"op\":\"remove\",\"path\":\"/schema/tables/public.onboarding_states/columns/agent_history\"},"), "{shown}");
+    assert!(shown.contains("\n+  {\"op\":\"remove\",\"path\":\"/schema/tables/public.onboarding_states/columns/agent_story\"},"), "{shown}");
+    assert!(
+        shown.contains("accepted: snapshots/a.patch.json")
+            && shown.contains("rejected: snapshots/b.patch.json.new removed"),
+        "{shown}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("a.patch.json")).unwrap(),
+        changed
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("b.patch.json")).unwrap(),
+        text
+    );
+    assert!(!dir.join("a.patch.json.new").exists() && !dir.join("b.patch.json.new").exists());
+}
