@@ -1904,6 +1904,15 @@ fn walk_errors_name_the_step_and_still_report_what_was_walked() {
         "{}",
         run.stderr
     );
+    // A dump without alembic_version: say how to name the revision.
+    let noop = fixture("ok/noop.sql");
+    let run = ctx.run(&["walk", "-c", "/dev/null", "--dump", s(&noop), "--to", "1"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("no revision found (no alembic_version row); for another migration tool pass --revision-sql"),
+        "{}",
+        run.stderr
+    );
 }
 
 // ---------------------------------------------------------------- audit reports

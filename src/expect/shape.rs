@@ -7,6 +7,8 @@
 //! that shape: a key (or a value type) that no rewritten value has is "left in the new shape".
 //! A column the downgrade never rewrote teaches nothing and is not checked.
 //!
+//! `null` fits any type (a NULL column, or `"age": null`): only a key can be out of place.
+//!
 //! A row found in the new shape also gets a finding for each scalar column the downgrade
 //! rewrote on at least half the rows it restored but not on this one (`current_step`
 //! semantics: the number kept its 9-state meaning).
@@ -97,7 +99,8 @@ fn outside(shape: &Shape, path: &str, at: &mut PointerBuf, v: &Value, out: &mut 
         });
         return;
     };
-    if bits & type_bit(v) == 0 {
+    // null is "no value", in any shape: only its key can be out of place.
+    if bits & type_bit(v) == 0 && !v.is_null() {
         out.push(Miss {
             at: at.clone(),
             message: format!(
@@ -446,5 +449,8 @@ mod tests {
             ]
         );
         assert!(!fits(None, &json!({})), "nothing learned yet: not settled");
+        // null fits any type; a NULL column too.
+        assert!(misses(&shape, &json!({"a/b": {"n": null}, "list": [{"x": null}]})).is_empty());
+        assert!(misses(&shape, &Value::Null).is_empty());
     }
 }

@@ -118,6 +118,12 @@ pub async fn walk(plan: &WalkPlan) -> Result<bool> {
     let mut phases = Vec::new();
     let (dump, server) = boot_and_restore(&plan.input, &mut phases).await?;
     let start = revision(&server, plan).await?;
+    if start.is_empty() && plan.to != "base" {
+        return Err(Error::Config(format!(
+            "{}: no revision found (no alembic_version row); for another migration tool pass --revision-sql",
+            dump.path.display()
+        )));
+    }
     if at_target(&start, &plan.to) {
         return Err(Error::Config(format!(
             "{} is already at revision {}: nothing to walk; pass an older --to",
