@@ -63,35 +63,49 @@ fn type_names(bits: u8) -> String {
 /// Shape paths: object keys by name (`/step_1/goal`), array elements as `/[]`.
 type Shape = HashMap<String, u8>;
 
-fn shape_path(parent: &str, key: &str) -> String {
-    let mut p = String::with_capacity(parent.len() + key.len() + 1);
-    p.push_str(parent);
-    p.push('/');
-    p.push_str(&key.replace('~', "~0").replace('/', "~1"));
-    p
+/// `path` plus one object key, RFC 6901-escaped (the escaping allocates only when needed).
+fn push_key(path: &mut String, key: &str) {
+    path.push('/');
+    if key.contains(['~', '/']) {
+        path.push_str(&key.replace('~', "~0").replace('/', "~1"));
+    } else {
+        path.push_str(key);
+    }
 }
 
-fn learn(shape: &mut Shape, path: &str, v: &Value) {
-    *shape.entry(path.to_string()).or_default() |= type_bit(v);
+/// Learn `v` at `path` (a buffer, restored on return): every row the downgrade rewrote passes
+/// here, so known paths cost no allocation (scripts/bench).
+fn learn(shape: &mut Shape, path: &mut String, v: &Value) {
+    match shape.get_mut(path.as_str()) {
+        Some(bits) => *bits |= type_bit(v),
+        None => {
+            shape.insert(path.clone(), type_bit(v));
+        }
+    }
+    let len = path.len();
     match v {
         Value::Object(m) => {
             for (k, child) in m {
-                learn(shape, &shape_path(path, k), child);
+                push_key(path, k);
+                learn(shape, path, child);
+                path.truncate(len);
             }
         }
         Value::Array(items) => {
-            let p = format!("{path}/[]");
+            path.push_str("/[]");
             for child in items {
-                learn(shape, &p, child);
+                learn(shape, path, child);
             }
+            path.truncate(len);
         }
         _ => {}
     }
 }
 
 /// What in `v` falls outside `shape`: (concrete pointer inside the value, what is wrong).
-fn outside(shape: &Shape, path: &str, at: &mut PointerBuf, v: &Value, out: &mut Vec<Miss>) {
-    let Some(&bits) = shape.get(path) else {
+/// `path` is the shape path of `v` (a buffer, restored on return).
+fn outside(shape: &Shape, path: &mut String, at: &mut PointerBuf, v: &Value, out: &mut Vec<Miss>) {
+    let Some(&bits) = shape.get(path.as_str()) else {
         out.push(Miss {
             at: at.clone(),
             message: "key not in the old shape".into(),
@@ -112,21 +126,25 @@ fn outside(shape: &Shape, path: &str, at: &mut PointerBuf, v: &Value, out: &mut 
         });
         return;
     }
+    let len = path.len();
     match v {
         Value::Object(m) => {
             for (k, child) in m {
                 at.push_back(k.as_str());
-                outside(shape, &shape_path(path, k), at, child, out);
+                push_key(path, k);
+                outside(shape, path, at, child, out);
+                path.truncate(len);
                 at.pop_back();
             }
         }
         Value::Array(items) => {
-            let p = format!("{path}/[]");
+            path.push_str("/[]");
             for (i, child) in items.iter().enumerate() {
                 at.push_back(i);
-                outside(shape, &p, at, child, out);
+                outside(shape, path, at, child, out);
                 at.pop_back();
             }
+            path.truncate(len);
         }
         _ => {}
     }
@@ -138,7 +156,13 @@ fn fits(shape: Option<&Shape>, v: &Value) -> bool {
         return false;
     };
     let mut misses = Vec::new();
-    outside(shape, "", &mut PointerBuf::new(), v, &mut misses);
+    outside(
+        shape,
+        &mut String::new(),
+        &mut PointerBuf::new(),
+        v,
+        &mut misses,
+    );
     misses.is_empty()
 }
 
@@ -267,7 +291,13 @@ fn judge(
             continue;
         };
         let mut misses = Vec::new();
-        outside(shape, "", &mut PointerBuf::new(), v, &mut misses);
+        outside(
+            shape,
+            &mut String::new(),
+            &mut PointerBuf::new(),
+            v,
+            &mut misses,
+        );
         for miss in misses {
             flagged = true;
             let mut path = PointerBuf::from_tokens(["data", table, key, col.as_str()]);
@@ -380,7 +410,8 @@ impl DiffSink for NewShape {
             t.restored += 1;
             for col in &changed {
                 if t.json_columns.contains(*col) {
-                    learn(t.learned.entry((*col).clone()).or_default(), "", &a[*col]);
+                    let shape = t.learned.entry((*col).clone()).or_default();
+                    learn(shape, &mut String::new(), &a[*col]);
                 } else {
                     *t.rewritten.entry((*col).clone()).or_default() += 1;
                 }
@@ -406,7 +437,13 @@ mod tests {
 
     fn misses(shape: &Shape, v: &Value) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        outside(shape, "", &mut PointerBuf::new(), v, &mut out);
+        outside(
+            shape,
+            &mut String::new(),
+            &mut PointerBuf::new(),
+            v,
+            &mut out,
+        );
         out.into_iter()
             .map(|m| (m.at.to_string(), m.message))
             .collect()
@@ -415,12 +452,9 @@ mod tests {
     #[test]
     fn shape_is_keys_and_types_by_path_with_array_elements_merged() {
         let mut shape = Shape::new();
-        learn(
-            &mut shape,
-            "",
-            &json!({"a/b": {"n": 1}, "list": [{"x": "s"}, {"y": null}]}),
-        );
-        learn(&mut shape, "", &json!({"a/b": {"n": null}}));
+        let v = json!({"a/b": {"n": 1}, "list": [{"x": "s"}, {"y": null}]});
+        learn(&mut shape, &mut String::new(), &v);
+        learn(&mut shape, &mut String::new(), &json!({"a/b": {"n": null}}));
         assert!(
             misses(
                 &shape,
