@@ -293,7 +293,7 @@ pub struct InputArgs {
     /// Never try to download PostgreSQL.
     #[arg(long, env = "PGSNAPDIFF_OFFLINE", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub offline: Option<bool>,
-    /// Directory for the throwaway cluster [default: the system temp dir].
+    /// Directory for the throwaway cluster [default: /dev/shm when it has room, else the system temp dir].
     #[arg(long, value_name = "DIR", env = "PGSNAPDIFF_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
 }
