@@ -152,18 +152,20 @@ fn outside(shape: &Shape, path: &mut String, at: &mut PointerBuf, v: &Value, out
 
 /// Inside the shape learned so far? (Nothing learned yet: not known.)
 fn fits(shape: Option<&Shape>, v: &Value) -> bool {
-    let Some(shape) = shape else {
-        return false;
-    };
-    let mut misses = Vec::new();
+    shape.is_some_and(|shape| misses(shape, v).is_empty())
+}
+
+/// Everything in the column value `v` that falls outside `shape`.
+fn misses(shape: &Shape, v: &Value) -> Vec<Miss> {
+    let mut out = Vec::new();
     outside(
         shape,
         &mut String::new(),
         &mut PointerBuf::new(),
         v,
-        &mut misses,
+        &mut out,
     );
-    misses.is_empty()
+    out
 }
 
 struct Miss {
@@ -290,15 +292,7 @@ fn judge(
         let Some(v) = cols.get(col).filter(|_| !changed.contains(col.as_str())) else {
             continue;
         };
-        let mut misses = Vec::new();
-        outside(
-            shape,
-            &mut String::new(),
-            &mut PointerBuf::new(),
-            v,
-            &mut misses,
-        );
-        for miss in misses {
+        for miss in misses(shape, v) {
             flagged = true;
             let mut path = PointerBuf::from_tokens(["data", table, key, col.as_str()]);
             path.append(&miss.at);
@@ -436,15 +430,8 @@ mod tests {
     use super::*;
 
     fn misses(shape: &Shape, v: &Value) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        outside(
-            shape,
-            &mut String::new(),
-            &mut PointerBuf::new(),
-            v,
-            &mut out,
-        );
-        out.into_iter()
+        super::misses(shape, v)
+            .into_iter()
             .map(|m| (m.at.to_string(), m.message))
             .collect()
     }
