@@ -82,6 +82,18 @@ pub fn phases_text(phases: &[(&'static str, Duration)]) -> String {
     parts.join(", ")
 }
 
+/// One `table` line per table: rows before and after, changed, added, removed.
+fn write_tables(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
+    for (table, c) in &summary.tables {
+        writeln!(
+            out,
+            "table     {table}: {} rows before, {} after ({} changed, {} added, {} removed)",
+            c.rows_before, c.rows_after, c.changed, c.added, c.removed
+        )?;
+    }
+    Ok(())
+}
+
 /// The first lines of a human report: the dump and the server.
 fn write_context(
     out: &mut dyn Write,
@@ -281,13 +293,7 @@ impl CheckReport<'_> {
         }
         writeln!(out, "downgrade {}", self.downgrade)?;
         writeln!(out, "timing    {}", phases_text(self.phases))?;
-        for (table, c) in &self.summary.tables {
-            writeln!(
-                out,
-                "table     {table}: {} rows before, {} after ({} changed, {} added, {} removed)",
-                c.rows_before, c.rows_after, c.changed, c.added, c.removed
-            )?;
-        }
+        write_tables(out, self.summary)?;
         write!(
             out,
             "patch     {} operations ({} schema, {} data)",
@@ -456,13 +462,7 @@ impl WalkReport<'_> {
                 let (kind, path) = (op_name(op), op.path());
                 writeln!(out, "          {kind:<8} {path}")?;
             }
-            for (table, c) in &step.summary.tables {
-                writeln!(
-                    out,
-                    "table     {table}: {} rows before, {} after ({} changed, {} added, {} removed)",
-                    c.rows_before, c.rows_after, c.changed, c.added, c.removed
-                )?;
-            }
+            write_tables(out, &step.summary)?;
             write_results(out, &step.results)?;
         }
         writeln!(out)?;
