@@ -2804,3 +2804,76 @@ fn review_shows_the_diff_on_a_terminal_and_accepts_or_rejects_as_answered() {
     );
     assert!(!dir.join("a.patch.json.new").exists() && !dir.join("b.patch.json.new").exists());
 }
+
+#[test]
+fn an_error_in_one_case_is_reported_in_its_place_and_the_other_cases_still_run() {
+    let ctx = Ctx::new();
+    let config = ctx.path("cases.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[[case]]
+name = "broken"
+dump = "{onboarding}"
+downgrade = {{ sql = ["{syntax}"] }}
+
+[[case]]
+name = "fine"
+dump = "{onboarding}"
+expect_patch = "{patch}"
+downgrade = {{ sql = ["{downgrade}"] }}
+"#,
+            onboarding = s(&sample_dump("onboarding.dump")),
+            syntax = s(&broken("syntax-error")),
+            patch = s(&expected_patch()),
+            downgrade = s(&downgrade_sql()),
+        ),
+    )
+    .unwrap();
+    let result = ctx.path("result.json");
+    let run = ctx.run(&["check", "-c", s(&config), "--result-out", s(&result)]);
+    run.assert_code(2);
+    run.assert_stdout("== case broken\n");
+    run.assert_stdout("FAIL  case broken stopped on an error: 1 finding\n      downgrade failed:");
+    run.assert_stdout("== case fine\n");
+    run.assert_stdout("PASS  expected patch");
+    assert!(
+        run.stderr.contains("pgsnapdiff: error: downgrade failed:"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("1 of 2 cases stopped on an error (broken); their errors are above"),
+        "{}",
+        run.stderr
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert_eq!(doc["cases"][0]["checks"][0]["id"], "error");
+    assert_eq!(doc["cases"][1]["verdict"], "proven");
+}
+
+#[test]
+fn a_closed_stderr_is_not_a_panic() {
+    // `pgsnapdiff ... 2>&1 | head -1`: stderr closes early; the exit status must stay ours.
+    let ctx = Ctx::new();
+    let mut child = ctx
+        .command(&[
+            "check",
+            "--dump",
+            "/nonexistent/dump.sql",
+            "--downgrade-sql",
+            "/nonexistent.sql",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "a write to the closed stderr panicked"
+    );
+}

@@ -20,10 +20,10 @@ use crate::cli::{CheckPlan, OutputFormat};
 use crate::diff::{self, DiffSink, SchemaChanges, Summary, Tee};
 use crate::downgrade::{self, Kind, RunOptions};
 use crate::error::{Error, Result};
-use crate::expect::CheckResult;
 use crate::expect::patch::ExpectedPatch;
 use crate::expect::rules::{AfterState, MetadataRestored, RoundTrip, RowsPreserved};
 use crate::expect::shape::NewShape;
+use crate::expect::{CheckResult, Finding, Findings};
 use crate::report::audit::{self, Audit, Section};
 use crate::report::ci::{self, Suite};
 use crate::report::{AtomicFile, CheckReport, PatchWriter, note, progress};
@@ -38,6 +38,30 @@ struct CaseOutcome {
     summary: Summary,
     schema: Vec<PatchOperation>,
     results: Vec<CheckResult>,
+}
+
+impl CaseOutcome {
+    /// A case that stopped on an error: one failing `error` check that carries the message.
+    fn failed(name: &str, e: &Error) -> Result<CaseOutcome> {
+        let mut findings = Findings::default();
+        findings.push(Finding {
+            rule: "error".into(),
+            message: e.to_string(),
+            table: None,
+            key: None,
+            path: String::new(),
+            before: None,
+            expected: None,
+            actual: None,
+        })?;
+        let name = format!("case {name} stopped on an error");
+        Ok(CaseOutcome {
+            phases: Vec::new(),
+            summary: Summary::default(),
+            schema: Vec::new(),
+            results: vec![CheckResult::new("error", name, findings)],
+        })
+    }
 }
 
 /// Loaded before any work, so that a bad baseline costs no restore.
@@ -301,11 +325,24 @@ pub async fn check(plans: &[CheckPlan]) -> Result<bool> {
     let mut phases = Vec::new();
     let server = boot(&plans[0].input, &dumps, &mut phases).await?;
     let mut outcomes = Vec::new();
+    let mut errors = Vec::new();
     for ((plan, dump), prepared) in plans.iter().zip(&dumps).zip(prepared) {
-        if let Some(name) = &plan.name {
-            progress(format!("case {name}"));
+        let Some(name) = &plan.name else {
+            // Without [[case]], an error is the run's error, as for any single command.
+            outcomes.push(run_case(&server, plan, dump, prepared).await?);
+            continue;
+        };
+        progress(format!("case {name}"));
+        // One case's error (a failing restore or downgrade) is reported in its place, and the
+        // other cases still run; the run then exits 2.
+        match run_case(&server, plan, dump, prepared).await {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => {
+                crate::report::error(&e);
+                outcomes.push(CaseOutcome::failed(name, &e)?);
+                errors.push(name.as_str());
+            }
         }
-        outcomes.push(run_case(&server, plan, dump, prepared).await?);
     }
     // Check mode: pending and orphaned baselines, over every case's baselines.
     let mut run_results = Vec::new();
@@ -316,7 +353,7 @@ pub async fn check(plans: &[CheckPlan]) -> Result<bool> {
     if plans[0].check_baselines && !used.is_empty() {
         run_results.push(baseline::check_result(&used)?);
     }
-    write_outputs(
+    let proven = write_outputs(
         plans,
         &dumps,
         &server,
@@ -324,7 +361,16 @@ pub async fn check(plans: &[CheckPlan]) -> Result<bool> {
         &mut outcomes,
         run_results,
         started_at,
-    )
+    )?;
+    if !errors.is_empty() {
+        return Err(Error::Config(format!(
+            "{} of {} cases stopped on an error ({}); their errors are above, the other cases are reported",
+            errors.len(),
+            plans.len(),
+            errors.join(", ")
+        )));
+    }
+    Ok(proven)
 }
 
 fn server_fact(server: &Server) -> String {

@@ -38,15 +38,21 @@ pub fn progress(message: impl AsRef<str>) {
     let shown = VERBOSE.load(Ordering::Relaxed)
         || (!QUIET.load(Ordering::Relaxed) && io::stderr().is_terminal());
     if shown {
-        eprintln!("pgsnapdiff: {}", message.as_ref());
+        stderr_line(&format!("pgsnapdiff: {}", message.as_ref()));
     }
+}
+
+/// One line on stderr. A closed stderr (`... 2>&1 | head`) is not worth a panic: the line is
+/// dropped, unlike `eprintln!`, which panics (exit 101).
+fn stderr_line(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
 /// A note on stderr: something the user should know (a fallback taken, a file removed, a
 /// weak check); shown unless --quiet.
 pub fn note(message: impl AsRef<str>) {
     if !QUIET.load(Ordering::Relaxed) {
-        eprintln!("pgsnapdiff: note: {}", message.as_ref());
+        stderr_line(&format!("pgsnapdiff: note: {}", message.as_ref()));
     }
 }
 
@@ -601,6 +607,8 @@ fn write_results(out: &mut dyn Write, results: &[CheckResult]) -> io::Result<()>
             if let Some(op) = op {
                 let kind = finding.message.split(' ').next().unwrap_or("");
                 writeln!(out, "      {kind:<10}  {op}")?;
+            } else if finding.path.is_empty() {
+                writeln!(out, "      {}", finding.message)?;
             } else if finding.expected.is_none() && finding.actual.is_none() {
                 writeln!(out, "      {}: {}", finding.path, finding.message)?;
             } else if finding.expected.is_none() {
@@ -769,7 +777,7 @@ pub const RESULT_FORMAT: &str = "pgsnapdiff-result/1";
 /// Print an error: captured detail (a failing command's output) first, then the one-line message.
 pub fn error(err: &Error) {
     if let Some(detail) = err.detail() {
-        eprintln!("{detail}");
+        stderr_line(detail);
     }
-    eprintln!("pgsnapdiff: error: {err}");
+    stderr_line(&format!("pgsnapdiff: error: {err}"));
 }
