@@ -8,17 +8,20 @@
 //! files are written atomically and only outside check mode.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, IsTerminal, Write};
+use std::fs::File;
+use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use json_patch::PatchOperation;
 use jsonptr::PointerBuf;
 use serde_json::Value;
 
-use crate::diff::DiffSink;
+use crate::diff::{self, DiffSink};
 use crate::error::{Error, Result};
 use crate::expect::{CheckResult, Finding, Findings};
+use crate::report::{AtomicFile, note};
 use crate::snapshot::Header;
+use crate::snapshot::file::{FileSource, Writer};
 
 /// What replaces a volatile value.
 pub const VOLATILE: &str = "[volatile]";
@@ -69,38 +72,8 @@ impl Volatile {
         self.patterns.is_empty()
     }
 
-    /// A row of table `table` at key `key`, volatile values replaced (as in `add /data/T/K`).
-    pub fn row(&self, table: &str, key: &str, row: Value) -> Value {
-        if self.patterns.is_empty() {
-            return row;
-        }
-        let op = PatchOperation::Add(json_patch::AddOperation {
-            path: PointerBuf::from_tokens(["data", table, key]),
-            value: row,
-        });
-        match self.op(&op) {
-            PatchOperation::Add(o) => o.value,
-            _ => unreachable!("an add stays an add"),
-        }
-    }
-
-    /// The operation with every value at a volatile path replaced.
-    pub fn op(&self, op: &PatchOperation) -> PatchOperation {
-        if self.patterns.is_empty() {
-            return op.clone();
-        }
-        let path: Vec<String> = op
-            .path()
-            .tokens()
-            .map(|t| t.decoded().into_owned())
-            .collect();
-        let mut op = op.clone();
-        let value = match &mut op {
-            PatchOperation::Add(o) => &mut o.value,
-            PatchOperation::Replace(o) => &mut o.value,
-            PatchOperation::Test(o) => &mut o.value,
-            _ => return op,
-        };
+    /// Replace the volatile values of `value`, found at the pointer `path` (as tokens).
+    fn apply(&self, path: &[&str], value: &mut Value) {
         for pattern in &self.patterns {
             let n = pattern.len().min(path.len());
             let prefix = pattern[..n].iter().zip(&path[..n]);
@@ -108,6 +81,32 @@ impl Volatile {
                 redact(value, &pattern[n..]);
             }
         }
+    }
+
+    /// Row `key` of `table`, volatile values replaced in place (as in `add /data/T/K`).
+    pub fn row(&self, table: &str, key: &str, row: &mut Value) {
+        self.apply(&["data", table, key], row);
+    }
+
+    /// The operation with every value at a volatile path replaced.
+    pub fn op(&self, op: &PatchOperation) -> PatchOperation {
+        if self.patterns.is_empty() {
+            return op.clone();
+        }
+        let tokens: Vec<String> = op
+            .path()
+            .tokens()
+            .map(|t| t.decoded().into_owned())
+            .collect();
+        let path: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        let mut op = op.clone();
+        let value = match &mut op {
+            PatchOperation::Add(o) => &mut o.value,
+            PatchOperation::Replace(o) => &mut o.value,
+            PatchOperation::Test(o) => &mut o.value,
+            _ => return op,
+        };
+        self.apply(&path, value);
         op
     }
 }
@@ -161,18 +160,128 @@ impl DiffSink for Redacting<'_> {
     }
 }
 
+/// After a baseline comparison: on a mismatch, write the pending file (`commit`) or, in check
+/// mode, say that none was written; on a match, remove a pending file the match made obsolete
+/// (never in check mode, which touches no file).
+pub fn settle(
+    result: &mut CheckResult,
+    baseline: &Path,
+    check_mode: bool,
+    commit: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    let pending = pending_of(baseline);
+    if check_mode {
+        if !result.passed {
+            let text = "check mode (--check or CI=true): no pending baseline written";
+            result.notes.push(text.into());
+        }
+    } else if !result.passed {
+        commit(&pending)?;
+        result.notes.push(format!(
+            "pending baseline written: {}; review it with `pgsnapdiff review` (or `pgsnapdiff accept`/`reject`)",
+            pending.display()
+        ));
+    } else if pending.exists() {
+        std::fs::remove_file(&pending)
+            .map_err(|e| Error::io(format!("removing {}", pending.display()), e))?;
+        note(format!(
+            "removed {}: the baseline matches now",
+            pending.display()
+        ));
+    }
+    Ok(())
+}
+
 // ------------------------------------------------------------------ after-snapshot baseline
+
+/// Writes the after-snapshot (`expect_after`) to a temp file as the main diff streams by: the
+/// after header, every table present after, every row there, volatile values replaced and,
+/// under --redact, hashed. The working database is read once for the diff and the snapshot.
+pub struct AfterSnapshot<'a> {
+    volatile: &'a Volatile,
+    file: tempfile::NamedTempFile,
+    writer: Option<Writer<BufWriter<File>>>,
+}
+
+fn snapshot_err(e: std::io::Error) -> Error {
+    Error::io("writing the after-snapshot", e)
+}
+
+impl<'a> AfterSnapshot<'a> {
+    pub fn new(volatile: &'a Volatile) -> Result<Self> {
+        Ok(AfterSnapshot {
+            volatile,
+            file: tempfile::NamedTempFile::new().map_err(snapshot_err)?,
+            writer: None,
+        })
+    }
+
+    /// Compare the finished snapshot with its baseline at `path`, then settle the pending file.
+    pub async fn check(self, path: &Path, check_mode: bool) -> Result<CheckResult> {
+        let writer = self.writer.expect("the diff sends the header first");
+        writer.finish()?;
+        let mut check = AfterBaseline::new(path);
+        if !check.missing {
+            let mut baseline = FileSource::open(path)?;
+            let mut now = FileSource::open(self.file.path())?;
+            diff::diff(&mut baseline, &mut now, &mut check).await?;
+        }
+        let mut result = check.finish()?;
+        settle(&mut result, path, check_mode, |pending| {
+            let mut out = AtomicFile::create(pending)?;
+            let mut snapshot = self.file.reopen().map_err(snapshot_err)?;
+            std::io::copy(&mut snapshot, &mut out).map_err(snapshot_err)?;
+            out.commit()
+        })?;
+        Ok(result)
+    }
+}
+
+impl DiffSink for AfterSnapshot<'_> {
+    fn header(&mut self, _before: &Header, after: &Header) -> Result<()> {
+        let out = BufWriter::new(self.file.reopen().map_err(snapshot_err)?);
+        self.writer = Some(Writer::begin(out, after)?);
+        Ok(())
+    }
+    fn table(&mut self, name: &str, _before: bool, after: bool) -> Result<()> {
+        match (&mut self.writer, after) {
+            (Some(w), true) => w.table(name),
+            _ => Ok(()),
+        }
+    }
+    fn row(
+        &mut self,
+        table: &str,
+        key: &str,
+        _before: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Result<()> {
+        let (Some(w), Some(row)) = (&mut self.writer, after) else {
+            return Ok(());
+        };
+        if self.volatile.is_empty() && !crate::redact::enabled() {
+            return w.row(key, row);
+        }
+        let mut row = row.clone();
+        self.volatile.row(table, key, &mut row);
+        crate::redact::value(&mut row);
+        w.row(key, &row)
+    }
+    fn wants_rows(&self, _table: &str) -> bool {
+        true
+    }
+}
 
 /// Compares the after snapshot with its baseline (`expect_after`): every operation of the
 /// baseline → after diff is a finding.
-pub struct AfterBaseline {
-    pub path: PathBuf,
+struct AfterBaseline {
+    path: PathBuf,
     findings: Findings,
     missing: bool,
 }
 
 impl AfterBaseline {
-    pub fn new(path: &Path) -> Self {
+    fn new(path: &Path) -> Self {
         AfterBaseline {
             path: path.to_path_buf(),
             findings: Findings::default(),
@@ -180,22 +289,12 @@ impl AfterBaseline {
         }
     }
 
-    pub fn missing(&self) -> bool {
-        self.missing
-    }
-
-    pub fn finish(mut self) -> Result<CheckResult> {
+    fn finish(mut self) -> Result<CheckResult> {
         if self.missing {
-            self.findings.push(Finding {
-                rule: "expected-after".into(),
-                message: "no baseline yet; review the pending one and accept it".into(),
-                table: None,
-                key: None,
-                path: self.path.display().to_string(),
-                before: None,
-                expected: None,
-                actual: None,
-            })?;
+            let message = "no baseline yet; review the pending one and accept it";
+            let path = self.path.display().to_string();
+            self.findings
+                .push(Finding::plain("expected-after", message, path))?;
         }
         let name = format!("expected after-snapshot {}", self.path.display());
         Ok(CheckResult::new("expected-after", name, self.findings))
@@ -223,7 +322,7 @@ pub fn dirs(used: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Pending files (`*.new`) and orphaned baselines (baseline files no case uses) in the
 /// directories of the `used` baselines.
-pub fn scan(used: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+pub fn scan(used: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let used_set: BTreeSet<PathBuf> = used.iter().map(|p| normal(p)).collect();
     let (mut pending, mut orphans) = (Vec::new(), Vec::new());
     for dir in dirs(used) {
@@ -243,7 +342,7 @@ pub fn scan(used: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
             }
         }
     }
-    Ok((pending, orphans))
+    (pending, orphans)
 }
 
 fn parent(p: &Path) -> PathBuf {
@@ -259,7 +358,7 @@ fn normal(p: &Path) -> PathBuf {
 
 /// The `baselines` check of a `--check` run: every pending or orphaned baseline is a finding.
 pub fn check_result(used: &[PathBuf]) -> Result<CheckResult> {
-    let (pending, orphans) = scan(used)?;
+    let (pending, orphans) = scan(used);
     let mut findings = Findings::default();
     for (file, message) in pending
         .iter()
@@ -276,16 +375,11 @@ pub fn check_result(used: &[PathBuf]) -> Result<CheckResult> {
             )
         }))
     {
-        findings.push(Finding {
-            rule: "baselines".into(),
-            message: message.into(),
-            table: None,
-            key: None,
-            path: file.display().to_string(),
-            before: None,
-            expected: None,
-            actual: None,
-        })?;
+        findings.push(Finding::plain(
+            "baselines",
+            message,
+            file.display().to_string(),
+        ))?;
     }
     Ok(CheckResult::new(
         "baselines",
@@ -300,7 +394,7 @@ pub fn check_result(used: &[PathBuf]) -> Result<CheckResult> {
 /// beside the `used` baselines.
 pub fn pending_files(paths: &[PathBuf], used: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if paths.is_empty() {
-        return Ok(scan(used)?.0);
+        return Ok(scan(used).0);
     }
     paths
         .iter()

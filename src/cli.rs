@@ -17,6 +17,7 @@ use crate::downgrade::{CommandSpec, Step};
 use crate::error::{Error, Result};
 use crate::expect::Severity;
 use crate::expect::rules::{AfterSpec, MetadataSpec, WithoutMetadata};
+pub use crate::report::ci::OutputFormat;
 use crate::server::{BinaryOptions, ServerOptions};
 
 pub const DEFAULT_CONFIG: &str = "pgsnapdiff.toml";
@@ -101,16 +102,8 @@ pub struct CheckArgs {
     /// downgrade must equal it.
     #[arg(long, value_name = "FILE")]
     pub expect_after: Option<PathBuf>,
-    /// Write the result, with every finding, as JSON here (atomically).
-    #[arg(long, value_name = "FILE")]
-    pub result_out: Option<PathBuf>,
-    /// Write an audit report here: FILE.html (self-contained) or FILE.md.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// What stdout gets: human, json (the result JSON), junit (XML), github (annotations, then
-    /// the human report) [default: human].
-    #[arg(long, value_name = "FORMAT")]
-    pub format: Option<OutputFormat>,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
     /// CI mode: write no pending baseline, and fail on pending or orphaned baselines
     /// [default: on when CI=true].
     #[arg(long)]
@@ -175,6 +168,52 @@ pub struct MigrationArgs {
     pub url_scheme: Option<String>,
 }
 
+/// What a check or a walk writes besides its report on stdout, and that report's format.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Write the result (check or walk JSON), with every finding, here (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub result_out: Option<PathBuf>,
+    /// Write an audit report here: FILE.html (self-contained) or FILE.md; a walk has one
+    /// section per revision.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// What stdout gets: human, json (the result JSON), junit (XML), github (annotations, then
+    /// the human report) [default: human].
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<OutputFormat>,
+}
+
+/// `OutputArgs` over the config file's keys.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    pub result_out: Option<PathBuf>,
+    /// The audit report (.html or .md).
+    pub report: Option<PathBuf>,
+    pub format: OutputFormat,
+}
+
+impl OutputArgs {
+    fn resolve(&self, loaded: &Loaded) -> Result<Outputs> {
+        let report = self
+            .report
+            .clone()
+            .or_else(|| loaded.path(&loaded.config.report));
+        // The format comes from the name: checked now rather than after the work.
+        if let Some(p) = &report {
+            crate::report::audit::Kind::of(p)?;
+        }
+        Ok(Outputs {
+            result_out: self
+                .result_out
+                .clone()
+                .or_else(|| loaded.path(&loaded.config.result_out)),
+            report,
+            format: self.format.or(loaded.config.format).unwrap_or_default(),
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct WalkArgs {
     #[command(flatten)]
@@ -191,15 +230,8 @@ pub struct WalkArgs {
     /// Give up after this many steps [default: 100].
     #[arg(long, value_name = "N")]
     pub max_steps: Option<usize>,
-    /// Write the walk, with every finding, as JSON here (atomically).
-    #[arg(long, value_name = "FILE")]
-    pub result_out: Option<PathBuf>,
-    /// Write an audit report here, one section per revision: FILE.html or FILE.md.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// What stdout gets: human, json, junit or github [default: human].
-    #[arg(long, value_name = "FORMAT")]
-    pub format: Option<OutputFormat>,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
     #[command(flatten)]
     pub migration: MigrationArgs,
     #[command(flatten)]
@@ -215,17 +247,6 @@ pub struct NewShapeArgs {
     /// Same as --new-shape fail: rows left in the new shape fail the run.
     #[arg(long, conflicts_with = "new_shape")]
     pub strict: bool,
-}
-
-/// What stdout gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputFormat {
-    #[default]
-    Human,
-    Json,
-    Junit,
-    Github,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -530,10 +551,7 @@ pub struct CheckPlan {
     /// The after-snapshot baseline.
     pub expect_after: Option<PathBuf>,
     pub patch_out: Option<PathBuf>,
-    pub result_out: Option<PathBuf>,
-    /// The audit report (.html or .md).
-    pub report: Option<PathBuf>,
-    pub format: OutputFormat,
+    pub outputs: Outputs,
     /// Check mode (`--check`, CI=true): no pending baseline written; pending and orphaned
     /// baselines fail the run.
     pub check_baselines: bool,
@@ -776,12 +794,7 @@ fn check_plan(
             .patch_out
             .clone()
             .or_else(|| loaded.path(&loaded.config.patch_out)),
-        result_out: args
-            .result_out
-            .clone()
-            .or_else(|| loaded.path(&loaded.config.result_out)),
-        report: report_path(args.report.as_ref(), loaded)?,
-        format: args.format.or(loaded.config.format).unwrap_or_default(),
+        outputs: args.outputs.resolve(loaded)?,
         check_baselines: args.check || ci(),
         volatile: Volatile::parse(
             &loaded
@@ -1022,9 +1035,7 @@ pub struct WalkPlan {
     pub superuser: bool,
     pub revision_sql: Option<String>,
     pub max_steps: usize,
-    pub result_out: Option<PathBuf>,
-    pub report: Option<PathBuf>,
-    pub format: OutputFormat,
+    pub outputs: Outputs,
     pub new_shape: Option<Severity>,
 }
 
@@ -1051,15 +1062,6 @@ pub fn baseline_plan(args: &BaselineArgs) -> Result<BaselinePlan> {
             .chain(loaded.path(&loaded.config.expect_after))
             .collect(),
     })
-}
-
-/// `--report` or `report`, its format checked now rather than after the work.
-fn report_path(flag: Option<&PathBuf>, loaded: &Loaded) -> Result<Option<PathBuf>> {
-    let path = flag.cloned().or_else(|| loaded.path(&loaded.config.report));
-    if let Some(p) = &path {
-        crate::report::audit::Kind::of(p)?;
-    }
-    Ok(path)
 }
 
 pub fn walk_plan(args: &WalkArgs, globals: &Globals) -> Result<WalkPlan> {
@@ -1104,12 +1106,7 @@ pub fn walk_plan(args: &WalkArgs, globals: &Globals) -> Result<WalkPlan> {
             .clone()
             .or_else(|| walk.and_then(|w| w.revision_sql.clone())),
         max_steps,
-        result_out: args
-            .result_out
-            .clone()
-            .or_else(|| loaded.path(&loaded.config.result_out)),
-        report: report_path(args.report.as_ref(), &loaded)?,
-        format: args.format.or(loaded.config.format).unwrap_or_default(),
+        outputs: args.outputs.resolve(&loaded)?,
         new_shape: args
             .new_shape
             .severity(loaded.config.rules.as_ref().and_then(|r| r.new_shape)),

@@ -57,13 +57,11 @@ fn walk(key: &[u8], v: &mut Value) {
     }
 }
 
-/// `v` with its data values hashed (unchanged when redaction is off).
-pub fn value(v: &Value) -> Value {
-    let mut v = v.clone();
+/// Hash the data values of `v` in place (nothing when redaction is off).
+pub fn value(v: &mut Value) {
     if let Some(key) = KEY.get() {
-        walk(key, &mut v);
+        walk(key, v);
     }
-    v
 }
 
 fn in_data(path: &str) -> bool {

@@ -43,6 +43,20 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// A finding that is only a message about a place (a file, a table, nothing in a row).
+    pub fn plain(rule: &str, message: impl Into<String>, path: impl Into<String>) -> Self {
+        Finding {
+            rule: rule.into(),
+            message: message.into(),
+            table: None,
+            key: None,
+            path: path.into(),
+            before: None,
+            expected: None,
+            actual: None,
+        }
+    }
+
     /// A finding about a patch operation (expected-patch, round-trip, expected-after): table
     /// and key from its path, the operation itself as `expected` (missing) or `actual`.
     pub fn about_op(

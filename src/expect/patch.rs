@@ -77,19 +77,12 @@ impl ExpectedPatch {
     pub fn finish(self) -> Result<CheckResult> {
         if self.missing {
             let mut findings = Findings::default();
-            findings.push(Finding {
-                before: None,
-                rule: "expected-patch".into(),
-                message: format!(
-                    "no baseline yet ({} operations emitted); review the pending one and accept it",
-                    self.unexpected_total
-                ),
-                table: None,
-                key: None,
-                path: self.path.display().to_string(),
-                expected: None,
-                actual: None,
-            })?;
+            let message = format!(
+                "no baseline yet ({} operations emitted); review the pending one and accept it",
+                self.unexpected_total
+            );
+            let path = self.path.display().to_string();
+            findings.push(Finding::plain("expected-patch", message, path))?;
             return Ok(CheckResult::new(
                 "expected-patch",
                 format!("expected patch {} (missing)", self.path.display()),

@@ -220,19 +220,14 @@ impl MetadataRestored {
             None
         };
         if let Some(message) = zero {
+            let path = format!(
+                "{}{}",
+                PointerBuf::from_tokens(["data", &s.table]),
+                s.metadata
+            );
             self.findings.push_first(Finding {
-                rule: s.id.clone(),
-                message,
                 table: Some(s.table.clone()),
-                key: None,
-                path: format!(
-                    "{}{}",
-                    PointerBuf::from_tokens(["data", &s.table]),
-                    s.metadata
-                ),
-                before: None,
-                expected: None,
-                actual: None,
+                ..Finding::plain(&s.id, message, path)
             })?;
         }
         let mapping: Vec<String> = s.fields.iter().map(|(f, m)| format!("{f} ← {m}")).collect();

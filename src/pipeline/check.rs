@@ -5,19 +5,18 @@
 //! are then streamed side by side, so memory does not grow with the number of rows. Several
 //! cases (`[[case]]`) share one server; each starts from freshly created databases.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use json_patch::PatchOperation;
 
 use super::{
     BEFORE_DB, ORIGINAL_DB, WORK_DB, audit_inputs, boot, copy_database, describe_step,
-    diff_databases, dump_fact, restore_work, tables_after, tables_of, warn_keyless,
+    diff_databases, dump_fact, restore_work, server_fact, tables_after, tables_of, warn_keyless,
 };
-use crate::baseline::{self, AfterBaseline, Redacting};
+use crate::baseline::{self, AfterSnapshot, Redacting};
 use crate::cli::{CheckPlan, OutputFormat};
-use crate::diff::{self, DiffSink, SchemaChanges, Summary, Tee};
+use crate::diff::{DiffSink, SchemaChanges, Summary, Tee};
 use crate::downgrade::{self, Kind, RunOptions};
 use crate::error::{Error, Result};
 use crate::expect::patch::ExpectedPatch;
@@ -29,8 +28,10 @@ use crate::report::ci::{self, Suite};
 use crate::report::{AtomicFile, CheckReport, PatchWriter, note, progress};
 use crate::restore::{self, Dump};
 use crate::server::Server;
-use crate::snapshot::db::{DbSource, Table};
-use crate::snapshot::file::{FileSource, write_source_with};
+
+/// The row counts of a report section without a diff (the baselines check).
+static NO_TABLES: std::collections::BTreeMap<String, crate::diff::TableCounts> =
+    std::collections::BTreeMap::new();
 
 /// What one case found.
 struct CaseOutcome {
@@ -44,16 +45,7 @@ impl CaseOutcome {
     /// A case that stopped on an error: one failing `error` check that carries the message.
     fn failed(name: &str, e: &Error) -> Result<CaseOutcome> {
         let mut findings = Findings::default();
-        findings.push(Finding {
-            rule: "error".into(),
-            message: e.to_string(),
-            table: None,
-            key: None,
-            path: String::new(),
-            before: None,
-            expected: None,
-            actual: None,
-        })?;
+        findings.push(Finding::plain("error", e.to_string(), ""))?;
         let name = format!("case {name} stopped on an error");
         Ok(CaseOutcome {
             phases: Vec::new(),
@@ -67,8 +59,9 @@ impl CaseOutcome {
 /// Loaded before any work, so that a bad baseline costs no restore.
 struct Prepared {
     expected: Option<ExpectedPatch>,
-    /// The pending baseline, committed only on a mismatch, never in check mode.
-    pending: Option<(PathBuf, PatchWriter<AtomicFile>)>,
+    /// The pending baseline (`baseline::pending_of`), committed only on a mismatch, never in
+    /// check mode.
+    pending: Option<PatchWriter<AtomicFile>>,
 }
 
 fn prepare(plan: &CheckPlan) -> Result<Prepared> {
@@ -90,7 +83,7 @@ fn prepare(plan: &CheckPlan) -> Result<Prepared> {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
             }
-            Some((path.clone(), PatchWriter::new(AtomicFile::create(&path)?)))
+            Some(PatchWriter::new(AtomicFile::create(&path)?))
         }
         _ => None,
     };
@@ -150,7 +143,6 @@ async fn run_case(
     let started = Instant::now();
     progress("diffing before → after");
     let after_tables = tables_after(server, WORK_DB, &wanted, &before_tables, &dump.path).await?;
-    let snapshot_tables = plan.expect_after.as_ref().map(|_| after_tables.clone());
     let mut writer = match &plan.patch_out {
         Some(path) => Some(PatchWriter::new(AtomicFile::create(path)?)),
         None => None,
@@ -165,12 +157,16 @@ async fn run_case(
     let mut after_state = (!plan.after.is_empty()).then(|| AfterState::new(&plan.after));
     let mut new_shape = plan.new_shape.map(NewShape::new);
     let mut schema = SchemaChanges::default();
+    let mut after_snapshot = match &plan.expect_after {
+        Some(_) => Some(AfterSnapshot::new(&plan.volatile)?),
+        None => None,
+    };
     let summary = {
         // Patch outputs and the baseline see volatile values replaced; the rules see them all.
         let mut facing: Vec<&mut dyn DiffSink> = Vec::new();
         facing.extend(writer.iter_mut().map(|w| w as &mut dyn DiffSink));
         facing.extend(expected.iter_mut().map(|e| e as &mut dyn DiffSink));
-        facing.extend(pending.iter_mut().map(|(_, p)| p as &mut dyn DiffSink));
+        facing.extend(pending.iter_mut().map(|p| p as &mut dyn DiffSink));
         let mut facing = Tee(facing);
         let mut redacting = Redacting {
             volatile: &plan.volatile,
@@ -181,6 +177,7 @@ async fn run_case(
         sinks.extend(metadata.iter_mut().map(|m| m as &mut dyn DiffSink));
         sinks.extend(after_state.iter_mut().map(|a| a as &mut dyn DiffSink));
         sinks.extend(new_shape.iter_mut().map(|a| a as &mut dyn DiffSink));
+        sinks.extend(after_snapshot.iter_mut().map(|a| a as &mut dyn DiffSink));
         let (before, after) = ((BEFORE_DB, before_tables), (WORK_DB, after_tables));
         diff_databases(server, before, after, &mut Tee(sinks)).await?
     };
@@ -188,29 +185,17 @@ async fn run_case(
         w.finish()?.commit()?;
     }
     let mut results = Vec::new();
-    if let Some(e) = expected {
+    if let (Some(e), Some(baseline)) = (expected, &plan.expect_patch) {
         let mut result = e.finish()?;
-        match pending {
-            Some((path, writer)) if !result.passed => {
-                writer.finish()?.commit()?;
-                result.notes.push(format!(
-                    "pending baseline written: {}; review it with `pgsnapdiff review` (or `pgsnapdiff accept`/`reject`)",
-                    path.display()
-                ));
-            }
-            Some((path, _)) if path.exists() => {
-                std::fs::remove_file(&path)
-                    .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
-                note(format!(
-                    "removed {}: the baseline matches now",
-                    path.display()
-                ));
-            }
-            _ if plan.check_baselines && !result.passed => result
-                .notes
-                .push("check mode (--check or CI=true): no pending baseline written".into()),
-            _ => {}
-        }
+        baseline::settle(
+            &mut result,
+            baseline,
+            plan.check_baselines,
+            |_| match pending {
+                Some(writer) => writer.finish()?.commit(),
+                None => Ok(()),
+            },
+        )?;
         results.push(result);
     }
     results.push(rows_preserved.finish());
@@ -237,9 +222,13 @@ async fn run_case(
         results.push(roundtrip.finish());
         phases.push(("round trip", started.elapsed()));
     }
-    if let (Some(path), Some(tables)) = (&plan.expect_after, snapshot_tables) {
+    if let (Some(path), Some(snapshot)) = (&plan.expect_after, after_snapshot) {
         let started = Instant::now();
-        results.push(after_baseline(server, plan, path, tables).await?);
+        progress(format!(
+            "comparing the after-snapshot with {}",
+            path.display()
+        ));
+        results.push(snapshot.check(path, plan.check_baselines).await?);
         phases.push(("after-snapshot", started.elapsed()));
     }
 
@@ -249,69 +238,6 @@ async fn run_case(
         schema: schema.0,
         results,
     })
-}
-
-/// The after snapshot against its baseline (`expect_after`). The new snapshot goes to a temp
-/// file first; on a mismatch it becomes the pending baseline, except in check mode.
-async fn after_baseline(
-    server: &Server,
-    plan: &CheckPlan,
-    baseline_path: &Path,
-    tables: Vec<Table>,
-) -> Result<CheckResult> {
-    progress(format!(
-        "comparing the after-snapshot with {}",
-        baseline_path.display()
-    ));
-    let err = |e| Error::io("writing the after-snapshot", e);
-    let temp = tempfile::NamedTempFile::new().map_err(err)?;
-    let client = server.connect(WORK_DB).await?;
-    let out = std::io::BufWriter::new(temp.as_file());
-    let volatile = &plan.volatile;
-    write_source_with(&mut DbSource::new(&client, tables), out, |t, k, row| {
-        volatile.row(t, k, row)
-    })
-    .await?
-    .flush()
-    .map_err(err)?;
-    let mut check = AfterBaseline::new(baseline_path);
-    if !check.missing() {
-        diff::diff(
-            &mut FileSource::open(baseline_path)?,
-            &mut FileSource::open(temp.path())?,
-            &mut check,
-        )
-        .await?;
-    }
-    let mut result = check.finish()?;
-    let pending = baseline::pending_of(baseline_path);
-    if plan.check_baselines {
-        if !result.passed {
-            result
-                .notes
-                .push("check mode (--check or CI=true): no pending baseline written".into());
-        }
-    } else if !result.passed {
-        let mut file = AtomicFile::create(&pending)?;
-        std::io::copy(
-            &mut std::fs::File::open(temp.path()).map_err(err)?,
-            &mut file,
-        )
-        .map_err(err)?;
-        file.commit()?;
-        result.notes.push(format!(
-            "pending baseline written: {}; review it with `pgsnapdiff review` (or `pgsnapdiff accept`/`reject`)",
-            pending.display()
-        ));
-    } else if pending.exists() {
-        std::fs::remove_file(&pending)
-            .map_err(|e| Error::io(format!("removing {}", pending.display()), e))?;
-        note(format!(
-            "removed {}: the baseline matches now",
-            pending.display()
-        ));
-    }
-    Ok(result)
 }
 
 pub async fn check(plans: &[CheckPlan]) -> Result<bool> {
@@ -373,15 +299,6 @@ pub async fn check(plans: &[CheckPlan]) -> Result<bool> {
     Ok(proven)
 }
 
-fn server_fact(server: &Server) -> String {
-    format!(
-        "PostgreSQL {} ({}, {})",
-        server.binaries.version,
-        server.binaries.origin,
-        server.binaries.bin_dir.display()
-    )
-}
-
 /// stdout in the chosen format, then --result-out and --report.
 fn write_outputs(
     plans: &[CheckPlan],
@@ -432,7 +349,7 @@ fn write_outputs(
                 crate::report::write_cases_json(out, proven, reports, run)
             }
         };
-    match shared.format {
+    match shared.outputs.format {
         OutputFormat::Json => write_json(&mut stdout, &mut reports, &mut run_results)?,
         format => {
             let mut suites: Vec<Suite> = reports
@@ -450,23 +367,18 @@ fn write_outputs(
                     results: &run_results,
                 });
             }
-            if format == OutputFormat::Junit {
-                ci::write_junit(&mut stdout, &suites).map_err(err)?;
-            } else {
-                if format == OutputFormat::Github {
-                    ci::write_github(&mut stdout, &suites).map_err(err)?;
-                }
-                crate::report::write_cases_human(&mut stdout, &reports, &run_results, single)
-                    .map_err(err)?;
-            }
+            ci::write_text(&mut stdout, format, &suites, |out| {
+                crate::report::write_cases_human(out, &reports, &run_results, single)
+            })
+            .map_err(err)?;
         }
     }
-    if let Some(path) = &shared.result_out {
+    if let Some(path) = &shared.outputs.result_out {
         let mut file = AtomicFile::create(path)?;
         write_json(&mut file, &mut reports, &mut run_results)?;
         file.commit()?;
     }
-    if let Some(path) = &shared.report {
+    if let Some(path) = &shared.outputs.report {
         let mut inputs = Vec::new();
         let mut facts = vec![("server".to_string(), server_text.clone())];
         for (plan, dump) in plans.iter().zip(dumps) {
@@ -506,12 +418,7 @@ fn write_outputs(
                         .unwrap_or_default()
                 )],
                 phases: r.phases,
-                tables: r
-                    .summary
-                    .tables
-                    .iter()
-                    .map(|(t, c)| (t.as_str(), c))
-                    .collect(),
+                tables: &r.summary.tables,
                 schema: r.schema,
                 results: r.results,
             })
@@ -521,7 +428,7 @@ fn write_outputs(
                 title: "baselines".into(),
                 headlines: Vec::new(),
                 phases: &[],
-                tables: Vec::new(),
+                tables: &NO_TABLES,
                 schema: &[],
                 results: &run_results,
             });

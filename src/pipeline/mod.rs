@@ -68,14 +68,10 @@ async fn restore_work(
         dump.path.display(),
         dump.format.name()
     ));
-    let admin = server.connect("postgres").await?;
-    for db in [WORK_DB, BEFORE_DB, ORIGINAL_DB] {
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
-            .await
-            .map_err(|e| Error::Server(format!("dropping database {db}: {}", db_message(&e))))?;
-    }
-    admin
+    drop_databases(server, &[WORK_DB, BEFORE_DB, ORIGINAL_DB]).await?;
+    server
+        .connect("postgres")
+        .await?
         .batch_execute(&format!(
             "CREATE DATABASE {WORK_DB} OWNER {OWNER_ROLE} TEMPLATE template0"
         ))
@@ -84,6 +80,28 @@ async fn restore_work(
     restore::restore(server, dump, WORK_DB).await?;
     phases.push(("restore", started.elapsed()));
     Ok(())
+}
+
+/// Drop these databases if they exist (an earlier case's or step's).
+async fn drop_databases(server: &Server, names: &[&str]) -> Result<()> {
+    let admin = server.connect("postgres").await?;
+    for db in names {
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+            .await
+            .map_err(|e| Error::Server(format!("dropping database {db}: {}", db_message(&e))))?;
+    }
+    Ok(())
+}
+
+/// The server for reports: version, where the binaries came from, their directory.
+fn server_fact(server: &Server) -> String {
+    format!(
+        "PostgreSQL {} ({}, {})",
+        server.binaries.version,
+        server.binaries.origin,
+        server.binaries.bin_dir.display()
+    )
 }
 
 /// Inspect the dump, find binaries for it, boot, restore into `WORK_DB`.

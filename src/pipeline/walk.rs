@@ -8,12 +8,12 @@ use std::time::{Instant, SystemTime};
 
 use super::{
     BEFORE_DB, WORK_DB, audit_inputs, boot_and_restore, copy_database, describe_step,
-    diff_databases, dump_fact, tables_after, tables_of,
+    diff_databases, drop_databases, dump_fact, server_fact, tables_after, tables_of,
 };
 use crate::cli::{OutputFormat, WalkPlan};
 use crate::diff::{DiffSink, SchemaChanges, Tee};
 use crate::downgrade::{self, Kind, RunOptions};
-use crate::error::{Error, Result, db_message};
+use crate::error::{Error, Result};
 use crate::expect::rules::RowsPreserved;
 use crate::expect::shape::NewShape;
 use crate::report::audit::{self, Audit, Section};
@@ -37,15 +37,6 @@ async fn revision(server: &Server, plan: &WalkPlan) -> Result<Vec<String>> {
     db::revision(&client, plan.revision_sql.as_deref()).await
 }
 
-async fn drop_database(server: &Server, name: &str) -> Result<()> {
-    server
-        .connect("postgres")
-        .await?
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await
-        .map_err(|e| Error::Server(format!("dropping database {name}: {}", db_message(&e))))
-}
-
 /// One step: copy, move one revision down, diff and check. `from` is the revision before it.
 async fn step(
     server: &Server,
@@ -55,7 +46,7 @@ async fn step(
     from: Vec<String>,
 ) -> Result<WalkStep> {
     let started = Instant::now();
-    drop_database(server, BEFORE_DB).await?;
+    drop_databases(server, &[BEFORE_DB]).await?;
     let before_tables = tables_of(server, WORK_DB, &plan.input.tables, dump).await?;
     copy_database(server, WORK_DB, BEFORE_DB).await?;
     progress(format!(
@@ -164,12 +155,7 @@ pub async fn walk(plan: &WalkPlan) -> Result<bool> {
         dump: &dump.path,
         dump_format: dump.format.name(),
         pg_dump_version: dump.pg_dump_version.as_deref(),
-        server: format!(
-            "PostgreSQL {} ({}, {})",
-            server.binaries.version,
-            server.binaries.origin,
-            server.binaries.bin_dir.display()
-        ),
+        server: server_fact(&server),
         step_cmd: plan.step.describe(),
         to: &plan.to,
         phases: &phases,
@@ -179,7 +165,7 @@ pub async fn walk(plan: &WalkPlan) -> Result<bool> {
     // What was walked is reported even when a step fails: it is what the user needs to see.
     let mut stdout = std::io::stdout().lock();
     let err = |e| Error::io("writing the report", e);
-    match plan.format {
+    match plan.outputs.format {
         OutputFormat::Json => report.write_json(&mut stdout)?,
         format => {
             let suites: Vec<Suite> = report
@@ -191,22 +177,16 @@ pub async fn walk(plan: &WalkPlan) -> Result<bool> {
                     results: &s.results,
                 })
                 .collect();
-            match format {
-                OutputFormat::Junit => ci::write_junit(&mut stdout, &suites).map_err(err)?,
-                OutputFormat::Github => {
-                    ci::write_github(&mut stdout, &suites).map_err(err)?;
-                    report.write_human(&mut stdout).map_err(err)?;
-                }
-                _ => report.write_human(&mut stdout).map_err(err)?,
-            }
+            ci::write_text(&mut stdout, format, &suites, |out| report.write_human(out))
+                .map_err(err)?;
         }
     }
-    if let Some(path) = &plan.result_out {
+    if let Some(path) = &plan.outputs.result_out {
         let mut file = AtomicFile::create(path)?;
         report.write_json(&mut file)?;
         file.commit()?;
     }
-    if let Some(path) = &plan.report {
+    if let Some(path) = &plan.outputs.report {
         let audit = Audit {
             command: "walk",
             proven: report.proven(),
@@ -230,12 +210,7 @@ pub async fn walk(plan: &WalkPlan) -> Result<bool> {
                     title: s.title(),
                     headlines: s.headlines(),
                     phases: &s.phases,
-                    tables: s
-                        .summary
-                        .tables
-                        .iter()
-                        .map(|(t, c)| (t.as_str(), c))
-                        .collect(),
+                    tables: &s.summary.tables,
                     schema: &s.schema,
                     results: &s.results,
                 })

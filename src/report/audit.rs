@@ -8,6 +8,7 @@
 //! is inline SVG); everything from the data is escaped; equal input gives equal output apart
 //! from the run's timestamp and timings.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -104,7 +105,8 @@ pub struct Section<'a> {
     /// What to read first, e.g. "lost 2 rows of public.orders".
     pub headlines: Vec<String>,
     pub phases: &'a [(&'static str, Duration)],
-    pub tables: Vec<(&'a str, &'a TableCounts)>,
+    /// Row counts per table (`Summary::tables`); empty for a section without a diff.
+    pub tables: &'a BTreeMap<String, TableCounts>,
     pub schema: &'a [PatchOperation],
     pub results: &'a [CheckResult],
 }
@@ -311,7 +313,7 @@ fn section_html(h: &mut String, n: usize, s: &Section) {
     }
     h.push_str("</table>\n<h3>Rows per table</h3>");
     h.push_str("<table><tr><th>table</th><th>before</th><th>after</th><th>changed</th><th>added</th><th>removed</th></tr>\n");
-    for (t, c) in &s.tables {
+    for (t, c) in s.tables {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
@@ -324,7 +326,7 @@ fn section_html(h: &mut String, n: usize, s: &Section) {
         );
     }
     h.push_str("</table>\n");
-    chart(h, &s.tables);
+    chart(h, s.tables);
     let _ = write!(h, "<h3>Schema changes ({})</h3>", s.schema.len());
     if !s.schema.is_empty() {
         h.push_str("<table><tr><th>op</th><th>path</th><th>value</th></tr>\n");
@@ -377,7 +379,7 @@ fn section_html(h: &mut String, n: usize, s: &Section) {
 }
 
 /// Changed, added and removed rows per table as stacked horizontal bars (inline SVG).
-fn chart(h: &mut String, tables: &[(&str, &TableCounts)]) {
+fn chart(h: &mut String, tables: &BTreeMap<String, TableCounts>) {
     let rows: Vec<_> = tables
         .iter()
         .filter(|(_, c)| c.changed + c.added + c.removed > 0)
@@ -488,7 +490,7 @@ pub fn write_markdown(a: &Audit, out: &mut dyn Write) -> io::Result<()> {
             );
         }
         m.push_str("\n| table | before | after | changed | added | removed |\n| --- | ---: | ---: | ---: | ---: | ---: |\n");
-        for (t, c) in &s.tables {
+        for (t, c) in s.tables {
             let _ = writeln!(
                 m,
                 "| {} | {} | {} | {} | {} | {} |",

@@ -16,6 +16,35 @@ use crate::expect::{CheckResult, Finding};
 /// Findings per check in a JUnit failure text or as GitHub annotations.
 const LIST: usize = 20;
 
+/// What stdout gets (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    #[default]
+    Human,
+    Json,
+    Junit,
+    Github,
+}
+
+/// stdout in a format other than JSON: JUnit from `suites`; GitHub annotations from `suites`,
+/// then the human report; or the human report alone.
+pub fn write_text(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    suites: &[Suite],
+    human: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    match format {
+        OutputFormat::Junit => write_junit(out, suites),
+        OutputFormat::Github => {
+            write_github(out, suites)?;
+            human(out)
+        }
+        OutputFormat::Human | OutputFormat::Json => human(out),
+    }
+}
+
 pub struct Suite<'a> {
     pub name: String,
     pub time: Duration,

@@ -55,13 +55,8 @@ impl<W: Write> Writer<W> {
 
     pub fn row(&mut self, key: &str, value: &Value) -> Result<()> {
         let sep = if self.rows_in_table == 0 { "" } else { "," };
-        write!(
-            self.out,
-            "{sep}\n      {}: {}",
-            json_string(key),
-            serde_json::to_string(value).expect("JSON values serialize")
-        )
-        .map_err(write_err)?;
+        write!(self.out, "{sep}\n      {}: ", json_string(key)).map_err(write_err)?;
+        serde_json::to_writer(&mut self.out, value).map_err(|e| write_err(e.into()))?;
         self.rows_in_table += 1;
         Ok(())
     }
@@ -84,25 +79,16 @@ fn json_string(s: &str) -> String {
 
 /// Copy a whole `Source` into a `Writer`.
 pub async fn write_source<W: Write>(source: &mut impl Source, out: W) -> Result<W> {
-    write_source_with(source, out, |_, _, row| row).await
-}
-
-/// `write_source`, each row passed through `rows(table, key, row)` first (e.g. volatile values
-/// replaced).
-pub async fn write_source_with<W: Write>(
-    source: &mut impl Source,
-    out: W,
-    rows: impl Fn(&str, &str, Value) -> Value,
-) -> Result<W> {
     let header = source.header().await?;
     let mut writer = Writer::begin(out, &header)?;
     while let Some(table) = source.next_table().await? {
         writer.table(&table)?;
         while let Some((key, text)) = source.next_row().await? {
             // Re-serialized: the file is canonical whatever the source's text looks like.
+            let mut row = text.parse(&table, &key)?;
             // --redact: data values hashed (a no-op otherwise).
-            let row = rows(&table, &key, text.parse(&table, &key)?);
-            writer.row(&key, &crate::redact::value(&row))?;
+            crate::redact::value(&mut row);
+            writer.row(&key, &row)?;
         }
     }
     writer.finish()
