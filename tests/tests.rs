@@ -2438,6 +2438,18 @@ fn data_values(snapshot: &Value, out: &mut std::collections::BTreeSet<String>) {
     }
 }
 
+/// Whether `text` carries `original`. A number counts only as a whole token: "158" inside
+/// a run time ("2.158"), a temp dir name or a digest is not a leaked height.
+fn holds(text: &str, original: &str) -> bool {
+    if original.parse::<f64>().is_err() {
+        return text.contains(original);
+    }
+    let glued = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.');
+    text.match_indices(original).any(|(at, _)| {
+        !glued(text[..at].chars().next_back()) && !glued(text[at + original.len()..].chars().next())
+    })
+}
+
 #[test]
 fn redact_leaves_no_original_value_in_any_output() {
     let ctx = Ctx::new();
@@ -2464,6 +2476,10 @@ fn redact_leaves_no_original_value_in_any_output() {
         originals.contains("chloe@example.com") && originals.contains("0.1000"),
         "{originals:?}"
     );
+    assert!(
+        holds("{\"height_cm\":158}", "158") && holds("<td>chloe@example.com", "chloe@example.com")
+    );
+    assert!(!holds("time=\"2.158\" /tmp/.tmpx158 1580", "158"));
 
     let config = rules_config(&ctx);
     let outputs = [
@@ -2549,7 +2565,7 @@ fn redact_leaves_no_original_value_in_any_output() {
             .collect();
         for original in &originals {
             assert!(
-                !text.contains(original.as_str()),
+                !holds(&text, original),
                 "output {i} holds {original:?}:\n{text}"
             );
         }
