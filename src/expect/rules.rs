@@ -271,7 +271,7 @@ impl DiffSink for MetadataRestored {
             return Ok(());
         }
         let root = Pointer::root();
-        let metadata = before.and_then(|b| at(b, &self.spec.metadata)).cloned();
+        let metadata = before.and_then(|b| at(b, &self.spec.metadata));
         match (before, after) {
             (None, None) => {}
             (None, Some(a)) => {
@@ -297,7 +297,7 @@ impl DiffSink for MetadataRestored {
                     // Taken for the loop (push needs &mut self), put back after it.
                     let fields = std::mem::take(&mut self.spec.fields);
                     for (field, source) in &fields {
-                        let expected = at(&meta, source);
+                        let expected = at(meta, source);
                         let actual = at(a, field);
                         match expected {
                             None => {
