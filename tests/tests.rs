@@ -643,6 +643,31 @@ fn diff_of_snapshot_files_is_a_patch_that_turns_before_into_after() {
         "{paths:?}"
     );
 
+    // Other layouts of the same JSON give the same patch: all on one line, and a row broken
+    // over two lines halfway through a table (the line reader hands over to the general
+    // parser there, which skips what was already read).
+    let canonical = std::fs::read_to_string(&after_path).unwrap();
+    let one_line = ctx.path("one-line.json");
+    std::fs::write(&one_line, canonical.replace('\n', " ")).unwrap();
+    let broken_row = ctx.path("broken-row.json");
+    assert!(canonical.contains("\"5\": {"));
+    std::fs::write(
+        &broken_row,
+        canonical.replacen("\"5\": {", "\"5\":\n   {", 1),
+    )
+    .unwrap();
+    for other in [&one_line, &broken_row] {
+        let out = ctx.path("other-patch.json");
+        ctx.run(&["diff", s(&before), s(other), "-o", s(&out)])
+            .assert_code(1);
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            std::fs::read_to_string(&patch_path).unwrap(),
+            "{}",
+            other.display()
+        );
+    }
+
     // Identical files: exit 0 and an empty patch.
     let run = ctx.run(&["diff", s(&before), s(&before)]);
     run.assert_code(0);
@@ -660,6 +685,21 @@ fn diff_rejects_files_that_are_not_snapshots() {
     .unwrap();
     let run = ctx.run(&["diff", s(&bad), s(&bad)]);
     run.assert_error(&["bad.json: not a valid pgsnapdiff snapshot", "out of order"]);
+    // The same in the layout pgsnapdiff writes (the line reader's path).
+    let header = pgsnapdiff::snapshot::Header {
+        alembic_version: Value::Null,
+        schema: serde_json::json!({}),
+    };
+    let mut w = pgsnapdiff::snapshot::file::Writer::begin(Vec::new(), &header).unwrap();
+    w.table("t").unwrap();
+    w.row("2", &serde_json::json!({})).unwrap();
+    w.row("1", &serde_json::json!({})).unwrap();
+    std::fs::write(&bad, w.finish().unwrap()).unwrap();
+    let run = ctx.run(&["diff", s(&bad), s(&bad)]);
+    run.assert_error(&[
+        "bad.json: not a valid pgsnapdiff snapshot",
+        "row \"1\" of \"t\" is out of order",
+    ]);
     std::fs::write(
         &bad,
         "{\"format\": \"pgsnapdiff-snapshot/1\", \"schema\": {",

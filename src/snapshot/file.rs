@@ -4,9 +4,9 @@
 //! one row per line, tables and rows in key byte order. The reader accepts any JSON with those
 //! keys as long as `data` comes last and orders hold, and never holds more than a few rows.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Deserializer as _;
@@ -94,7 +94,7 @@ pub async fn write_source<W: Write>(source: &mut impl Source, out: W) -> Result<
     writer.finish()
 }
 
-enum Event {
+pub(super) enum Event {
     Header(Header),
     Table(String),
     Row(Row),
@@ -131,8 +131,29 @@ impl FileSource {
             let tx = Tx {
                 sender,
                 buf: RefCell::new(Vec::with_capacity(BATCH)),
+                taken: Cell::new(0),
+                skip: Cell::new(0),
             };
-            let mut de = serde_json::Deserializer::from_reader(BufReader::new(file));
+            let mut input = BufReader::with_capacity(1 << 16, file);
+            // The fast reader first, on regular files (a pipe cannot be read twice).
+            if input.get_ref().metadata().is_ok_and(|m| m.is_file()) {
+                match super::lines::read(&mut input, &tx) {
+                    Ok(()) => {
+                        let _ = tx.flush::<serde_json::Error>();
+                        return;
+                    }
+                    Err(super::lines::Stop::Consumer) => return,
+                    Err(super::lines::Stop::Layout) => {
+                        tx.skip.set(tx.taken.get());
+                        if let Err(e) = input.seek(SeekFrom::Start(0)) {
+                            let _ = tx.flush::<serde_json::Error>();
+                            let _ = tx.sender.blocking_send(Err(format!("cannot re-read: {e}")));
+                            return;
+                        }
+                    }
+                }
+            }
+            let mut de = serde_json::Deserializer::from_reader(input);
             let result = de
                 .deserialize_map(TopVisitor { tx: &tx })
                 .and_then(|()| de.end())
@@ -214,9 +235,13 @@ impl Source for FileSource {
 const STOPPED: &str = "snapshot reader stopped";
 
 /// The parser thread's side: events are sent `BATCH` at a time.
-struct Tx {
+pub(super) struct Tx {
     sender: mpsc::Sender<Batch>,
     buf: RefCell<Vec<Event>>,
+    /// Events taken so far (sent or buffered).
+    taken: Cell<u64>,
+    /// Events still to drop: the ones the fast reader sent before it gave up (`lines.rs`).
+    skip: Cell<u64>,
 }
 
 impl Tx {
@@ -231,7 +256,12 @@ impl Tx {
     }
 }
 
-fn send<E: de::Error>(tx: &Tx, event: Event) -> std::result::Result<(), E> {
+pub(super) fn send<E: de::Error>(tx: &Tx, event: Event) -> std::result::Result<(), E> {
+    if tx.skip.get() > 0 {
+        tx.skip.set(tx.skip.get() - 1);
+        return Ok(());
+    }
+    tx.taken.set(tx.taken.get() + 1);
     let full = {
         let mut buf = tx.buf.borrow_mut();
         buf.push(event);

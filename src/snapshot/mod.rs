@@ -9,6 +9,7 @@
 
 pub mod db;
 pub mod file;
+mod lines;
 
 use serde_json::Value;
 
