@@ -456,18 +456,41 @@ fn unknown_table_lists_the_tables_there() {
 
 #[test]
 fn missing_inputs_fail_before_any_restore() {
+    // With --verbose every stage announces itself: validation must fail before the first.
     let ctx = Ctx::new();
-    let started = Instant::now();
-    let run = check_with(&ctx, s(&sample_dump("onboarding.dump")), "nope.sql", &[]);
-    run.assert_error(&["nope.sql: migration SQL file not found"]);
-    let run = ctx.run(&["check", "--downgrade-sql", s(&downgrade_sql())]);
-    run.assert_error(&["no dump given"]);
-    let run = ctx.run(&["check", "--dump", s(&sample_dump("onboarding.dump"))]);
-    run.assert_error(&["no downgrade given"]);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "validation must not boot a server"
+    let run = check_with(
+        &ctx,
+        s(&sample_dump("onboarding.dump")),
+        "nope.sql",
+        &["-v"],
     );
+    run.assert_error(&["nope.sql: migration SQL file not found"]);
+    let run_ok = check_with(
+        &ctx,
+        s(&sample_dump("onboarding.dump")),
+        s(&downgrade_sql()),
+        &["-v"],
+    );
+    let runs = [
+        run,
+        ctx.run(&["check", "-v", "--downgrade-sql", s(&downgrade_sql())]),
+        ctx.run(&["check", "-v", "--dump", s(&sample_dump("onboarding.dump"))]),
+    ];
+    runs[1].assert_error(&["no dump given"]);
+    runs[2].assert_error(&["no downgrade given"]);
+    // The same flags on valid inputs do announce the boot, so the absence below means something.
+    assert!(
+        run_ok.stderr.contains("starting PostgreSQL"),
+        "{}",
+        run_ok.stderr
+    );
+    for run in &runs {
+        assert!(
+            !run.stderr.contains("starting PostgreSQL"),
+            "validation must not boot a server:\n{}",
+            run.stderr
+        );
+    }
 }
 
 #[test]
