@@ -582,6 +582,20 @@ fn snapshot_maps_types_losslessly_and_keys_rows_as_documented() {
         .collect();
     assert_eq!(events.len(), 3);
     assert!(events.iter().any(|k| k.ends_with("-2")), "{events:?}");
+    // Tables and columns named like the query's aliases are read like any other.
+    assert_eq!(
+        doc["data"]["public.s"],
+        serde_json::json!({
+            "10": {"c": "c10", "k": "k10", "r": "r10", "t": 10},
+            "2": {"c": "c2", "k": "k2", "r": "r2", "t": 2}
+        })
+    );
+    let t: Vec<&Value> = doc["data"]["public.t"]
+        .as_object()
+        .unwrap()
+        .values()
+        .collect();
+    assert_eq!(t, [&serde_json::json!({"r": "y", "t": "x"}); 2]);
     let cols = &doc["schema"]["tables"]["public.samples"]["columns"];
     assert_eq!(cols["exact"]["type"], "numeric");
     assert_eq!(cols["id"]["nullable"], false);

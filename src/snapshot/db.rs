@@ -130,7 +130,7 @@ impl Table {
                 return format!(
                     "SELECT k, r FROM (
                        SELECT md5(r) || '-' || row_number() OVER (PARTITION BY r) AS k, r
-                         FROM (SELECT row_to_json(t)::text AS r FROM {from}) s) keyed
+                         FROM (SELECT row_to_json(t.*)::text AS r FROM {from}) s) keyed
                       ORDER BY k COLLATE \"C\""
                 );
             }
@@ -138,7 +138,7 @@ impl Table {
         if self.partitioned {
             // A ctid names a row only within one partition: sort the rows themselves.
             return format!(
-                "SELECT k, r FROM (SELECT {key} AS k, row_to_json(t)::text AS r FROM {from}) keyed \
+                "SELECT k, r FROM (SELECT {key} AS k, row_to_json(t.*)::text AS r FROM {from}) keyed \
                  ORDER BY k COLLATE \"C\""
             );
         }
@@ -148,7 +148,7 @@ impl Table {
         // With hash and merge joins off (`STREAMING`), the plan is a nested loop over a TID
         // scan, which keeps the sort's order, so the final ORDER BY costs nothing.
         format!(
-            "SELECT s.k, row_to_json(t)::text AS r \
+            "SELECT s.k, row_to_json(t.*)::text AS r \
                FROM (SELECT t.ctid AS c, {key} AS k FROM {from} ORDER BY {key} COLLATE \"C\") s \
                JOIN {from} ON t.ctid = s.c \
               ORDER BY s.k COLLATE \"C\""
