@@ -17,6 +17,14 @@ use tokio::sync::mpsc;
 use super::{FORMAT, Header, Row, RowText, Source};
 use crate::error::{Error, Result};
 
+/// The layout's fixed lines and indents, shared with the line reader (`lines.rs`), which reads
+/// exactly what `Writer` writes.
+pub(super) const DATA_OPEN: &str = "  \"data\": {";
+pub(super) const DATA_CLOSE: &str = "  }";
+pub(super) const TABLE_INDENT: &str = "    ";
+pub(super) const TABLE_CLOSE: &str = "    }";
+pub(super) const ROW_INDENT: &str = "      ";
+
 /// Writes a snapshot to any `io::Write`, streaming rows.
 pub struct Writer<W: Write> {
     out: W,
@@ -33,7 +41,7 @@ impl<W: Write> Writer<W> {
         let schema = serde_json::to_string_pretty(&header.schema).expect("JSON values serialize");
         write!(
             out,
-            "{{\n  \"format\": \"{FORMAT}\",\n  \"alembic_version\": {},\n  \"schema\": {},\n  \"data\": {{",
+            "{{\n  \"format\": \"{FORMAT}\",\n  \"alembic_version\": {},\n  \"schema\": {},\n{DATA_OPEN}",
             serde_json::to_string(&header.alembic_version).expect("JSON values serialize"),
             schema.replace('\n', "\n  ")
         )
@@ -46,8 +54,10 @@ impl<W: Write> Writer<W> {
     }
 
     pub fn table(&mut self, name: &str) -> Result<()> {
-        let sep = if self.tables == 0 { "" } else { "\n    }," };
-        write!(self.out, "{sep}\n    {}: {{", json_string(name)).map_err(write_err)?;
+        if self.tables > 0 {
+            write!(self.out, "\n{TABLE_CLOSE},").map_err(write_err)?;
+        }
+        write!(self.out, "\n{TABLE_INDENT}{}: {{", json_string(name)).map_err(write_err)?;
         self.tables += 1;
         self.rows_in_table = 0;
         Ok(())
@@ -55,19 +65,19 @@ impl<W: Write> Writer<W> {
 
     pub fn row(&mut self, key: &str, value: &Value) -> Result<()> {
         let sep = if self.rows_in_table == 0 { "" } else { "," };
-        write!(self.out, "{sep}\n      {}: ", json_string(key)).map_err(write_err)?;
+        write!(self.out, "{sep}\n{ROW_INDENT}{}: ", json_string(key)).map_err(write_err)?;
         serde_json::to_writer(&mut self.out, value).map_err(|e| write_err(e.into()))?;
         self.rows_in_table += 1;
         Ok(())
     }
 
     pub fn finish(mut self) -> Result<W> {
-        let close = if self.tables == 0 {
-            "}\n}\n"
+        if self.tables == 0 {
+            self.out.write_all(b"}\n}\n")
         } else {
-            "\n    }\n  }\n}\n"
-        };
-        self.out.write_all(close.as_bytes()).map_err(write_err)?;
+            write!(self.out, "\n{TABLE_CLOSE}\n{DATA_CLOSE}\n}}\n")
+        }
+        .map_err(write_err)?;
         self.out.flush().map_err(write_err)?;
         Ok(self.out)
     }
@@ -134,37 +144,7 @@ impl FileSource {
                 taken: Cell::new(0),
                 skip: Cell::new(0),
             };
-            let mut input = BufReader::with_capacity(1 << 16, file);
-            // The fast reader first, on regular files (a pipe cannot be read twice).
-            if input.get_ref().metadata().is_ok_and(|m| m.is_file()) {
-                match super::lines::read(&mut input, &tx) {
-                    Ok(()) => {
-                        let _ = tx.flush::<serde_json::Error>();
-                        return;
-                    }
-                    Err(super::lines::Stop::Consumer) => return,
-                    Err(super::lines::Stop::Layout) => {
-                        tx.skip.set(tx.taken.get());
-                        if let Err(e) = input.seek(SeekFrom::Start(0)) {
-                            let _ = tx.flush::<serde_json::Error>();
-                            let _ = tx.sender.blocking_send(Err(format!("cannot re-read: {e}")));
-                            return;
-                        }
-                    }
-                }
-            }
-            let mut de = serde_json::Deserializer::from_reader(input);
-            let result = de
-                .deserialize_map(TopVisitor { tx: &tx })
-                .and_then(|()| de.end())
-                .and_then(|()| tx.flush::<serde_json::Error>());
-            if let Err(e) = result {
-                // Only a parse error is worth reporting: a closed channel means the reader
-                // stopped listening on purpose. Events before the error are delivered first.
-                if !e.to_string().contains(STOPPED) && tx.flush::<serde_json::Error>().is_ok() {
-                    let _ = tx.sender.blocking_send(Err(e.to_string()));
-                }
-            }
+            parse(file, &tx);
         });
         Ok(FileSource {
             path: path.to_path_buf(),
@@ -233,6 +213,39 @@ impl Source for FileSource {
 }
 
 const STOPPED: &str = "snapshot reader stopped";
+
+/// The parser thread: the line reader first, on a regular file (a pipe cannot be read twice);
+/// if the file leaves that layout, the general parser from the start, skipping the events the
+/// line reader already sent.
+fn parse(file: std::fs::File, tx: &Tx) {
+    let mut input = BufReader::with_capacity(1 << 16, file);
+    if input.get_ref().metadata().is_ok_and(|m| m.is_file()) {
+        match super::lines::read(&mut input, tx) {
+            Ok(()) => return finish(tx, Ok(())),
+            Err(super::lines::Stop::Consumer) => return,
+            Err(super::lines::Stop::Layout) => tx.skip.set(tx.taken.get()),
+        }
+        if let Err(e) = input.seek(SeekFrom::Start(0)) {
+            return finish(tx, Err(serde_json::Error::io(e)));
+        }
+    }
+    let mut de = serde_json::Deserializer::from_reader(input);
+    let result = de
+        .deserialize_map(TopVisitor { tx })
+        .and_then(|()| de.end());
+    finish(tx, result);
+}
+
+/// Deliver the buffered events, then the error if there is one worth reporting: a closed
+/// channel means the reader stopped listening on purpose.
+fn finish(tx: &Tx, result: serde_json::Result<()>) {
+    if let Err(e) = result.and_then(|()| tx.flush::<serde_json::Error>())
+        && !e.to_string().contains(STOPPED)
+        && tx.flush::<serde_json::Error>().is_ok()
+    {
+        let _ = tx.sender.blocking_send(Err(e.to_string()));
+    }
+}
 
 /// The parser thread's side: events are sent `BATCH` at a time.
 pub(super) struct Tx {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::file::{Event, Tx, send};
+use super::file::{DATA_CLOSE, DATA_OPEN, Event, ROW_INDENT, TABLE_CLOSE, TABLE_INDENT, Tx, send};
 use super::{FORMAT, Header, RowText};
 
 /// The longest line read here: memory stays bounded whatever the file's layout.
@@ -65,7 +65,7 @@ pub fn read(input: &mut impl BufRead, tx: &Tx) -> Result<(), Stop> {
         if !next(&mut line)? {
             return Err(Stop::Layout);
         }
-        if line == "  \"data\": {" {
+        if line == DATA_OPEN {
             break;
         }
         header.push_str(&line);
@@ -92,7 +92,7 @@ pub fn read(input: &mut impl BufRead, tx: &Tx) -> Result<(), Stop> {
             None => (line.as_str(), false),
         };
         if let Some(rest) = body
-            .strip_prefix("      ")
+            .strip_prefix(ROW_INDENT)
             .filter(|r| in_table && r.starts_with('"'))
         {
             let (key, value) = split_row(rest).ok_or(Stop::Layout)?;
@@ -102,7 +102,7 @@ pub fn read(input: &mut impl BufRead, tx: &Tx) -> Result<(), Stop> {
             emit(Event::Row((key.clone(), RowText(value.to_string()))))?;
             last_key = Some(key);
         } else if let Some(name) = body
-            .strip_prefix("    ")
+            .strip_prefix(TABLE_INDENT)
             .and_then(|b| b.strip_suffix(": {"))
             .filter(|_| !in_table && (table.is_none() || comma))
         {
@@ -114,9 +114,9 @@ pub fn read(input: &mut impl BufRead, tx: &Tx) -> Result<(), Stop> {
             table = Some(name);
             in_table = true;
             last_key = None;
-        } else if body == "    }" && in_table && !comma {
+        } else if body == TABLE_CLOSE && in_table && !comma {
             in_table = false;
-        } else if body == "  }" && !in_table && !comma && table.is_some() && !ends_with_comma {
+        } else if body == DATA_CLOSE && !in_table && !comma && table.is_some() && !ends_with_comma {
             // The end of `data`: only the closing brace may follow.
             let closed = next(&mut line)? && line == "}";
             return if closed && !next(&mut line)? {
