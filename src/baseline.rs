@@ -83,6 +83,13 @@ impl Volatile {
         }
     }
 
+    /// Is everything at `path` (as tokens) volatile: does a pattern match it or an ancestor?
+    pub fn covers(&self, path: &[String]) -> bool {
+        self.patterns.iter().any(|pattern| {
+            pattern.len() <= path.len() && pattern.iter().zip(path).all(|(p, t)| p == "*" || p == t)
+        })
+    }
+
     /// Row `key` of `table`, volatile values replaced in place (as in `add /data/T/K`).
     pub fn row(&self, table: &str, key: &str, row: &mut Value) {
         self.apply(&["data", table, key], row);

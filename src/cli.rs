@@ -140,11 +140,62 @@ pub struct CheckArgs {
     /// Round trip: a column allowed to differ from the original, schema.table.column (repeat).
     #[arg(long = "roundtrip-ignore", value_name = "COLUMN")]
     pub roundtrip_ignore: Vec<String>,
+    /// Down-then-up round trip for a dump at head: SQL file that upgrades again after the
+    /// downgrade (repeat); every difference from the dump's own state is a finding.
+    #[arg(long = "reupgrade-sql", value_name = "FILE")]
+    pub reupgrade_sql: Vec<PathBuf>,
+    /// Down-then-up round trip: shell command that upgrades again after the downgrade, e.g.
+    /// 'alembic upgrade +1'.
+    #[arg(
+        long = "reupgrade-cmd",
+        value_name = "CMD",
+        conflicts_with = "reupgrade_sql"
+    )]
+    pub reupgrade_cmd: Option<String>,
+    /// A downgrade that changes nothing (0 operations) passes instead of failing the no-op check.
+    #[arg(long)]
+    pub allow_noop: bool,
+    #[command(flatten)]
+    pub loss: LossArgs,
     #[command(flatten)]
     pub new_shape: NewShapeArgs,
     /// Run only this [[case]] of the config (repeat) [default: every case].
     #[arg(long = "case", value_name = "NAME")]
     pub cases: Vec<String>,
+}
+
+/// Data loss the user intends (the data-lost rule).
+#[derive(Debug, Args)]
+pub struct LossArgs {
+    /// Acknowledge an intended loss: a dropped table (schema.table) or a dropped or narrowed
+    /// column (schema.table.column) (repeat); reported as acknowledged instead of failing.
+    #[arg(long = "allow-lost", value_name = "NAME")]
+    pub allow_lost: Vec<String>,
+}
+
+impl LossArgs {
+    /// The flag's names and the config's `allow_lost`, checked for shape.
+    fn resolve(&self, loaded: &Loaded) -> Result<Vec<String>> {
+        let mut names: Vec<String> = Vec::new();
+        for name in loaded
+            .config
+            .allow_lost
+            .iter()
+            .flatten()
+            .chain(&self.allow_lost)
+        {
+            if name.split('.').count() < 2 || name.split('.').any(str::is_empty) {
+                return Err(Error::Config(format!(
+                    "allow_lost {name:?}: name a table as schema.table or a column as schema.table.column"
+                )));
+            }
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
 }
 
 /// How migration commands run (check's downgrade and upgrade, walk's steps).
@@ -166,6 +217,10 @@ pub struct MigrationArgs {
     /// Scheme of that URL, e.g. postgresql+asyncpg [default: postgresql].
     #[arg(long, value_name = "SCHEME")]
     pub url_scheme: Option<String>,
+    /// Run migration commands with a minimal environment: PATH, HOME, LANG, the connection
+    /// variables and `[downgrade] env`; nothing else is inherited.
+    #[arg(long)]
+    pub isolate_env: bool,
 }
 
 /// What a check or a walk writes besides its report on stdout, and that report's format.
@@ -234,6 +289,8 @@ pub struct WalkArgs {
     pub outputs: OutputArgs,
     #[command(flatten)]
     pub migration: MigrationArgs,
+    #[command(flatten)]
+    pub loss: LossArgs,
     #[command(flatten)]
     pub new_shape: NewShapeArgs,
 }
@@ -335,6 +392,8 @@ struct FileConfig {
     report: Option<PathBuf>,
     format: Option<OutputFormat>,
     volatile: Option<Vec<String>>,
+    allow_lost: Option<Vec<String>>,
+    allow_noop: Option<bool>,
     downgrade: Option<DowngradeConfig>,
     postgres: Option<PostgresConfig>,
     rules: Option<RulesConfig>,
@@ -357,6 +416,8 @@ struct CaseConfig {
     expect_after: Option<PathBuf>,
     patch_out: Option<PathBuf>,
     volatile: Option<Vec<String>>,
+    allow_lost: Option<Vec<String>>,
+    allow_noop: Option<bool>,
     downgrade: Option<DowngradeConfig>,
     rules: Option<RulesConfig>,
     expect: Option<ExpectConfig>,
@@ -374,6 +435,8 @@ impl FileConfig {
             expect_after: c.expect_after.or_else(|| self.expect_after.clone()),
             patch_out: c.patch_out.or_else(|| self.patch_out.clone()),
             volatile: c.volatile.or_else(|| self.volatile.clone()),
+            allow_lost: c.allow_lost.or_else(|| self.allow_lost.clone()),
+            allow_noop: c.allow_noop.or(self.allow_noop),
             downgrade: c.downgrade.or_else(|| self.downgrade.clone()),
             rules: c.rules.or_else(|| self.rules.clone()),
             expect: c.expect.or_else(|| self.expect.clone()),
@@ -439,6 +502,8 @@ struct TestConfig {
 struct RoundTripConfig {
     upgrade_sql: Option<Vec<PathBuf>>,
     upgrade_cmd: Option<String>,
+    reupgrade_sql: Option<Vec<PathBuf>>,
+    reupgrade_cmd: Option<String>,
     #[serde(default)]
     ignore_columns: Vec<String>,
 }
@@ -453,6 +518,9 @@ struct DowngradeConfig {
     timeout: Option<u64>,
     url_env: Option<String>,
     url_scheme: Option<String>,
+    isolate_env: Option<bool>,
+    /// Variables set for migration commands (kept under `isolate_env`).
+    env: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -527,14 +595,15 @@ fn load_config(explicit: Option<&Path>) -> Result<Loaded> {
             .unwrap_or_default();
         Error::input(&path, format!("invalid config{at}: {message}"))
     })?;
+    // Only a regular file lends its directory to relative paths and commands: `-c /dev/null`
+    // must not run the downgrade in /dev.
+    let is_file = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
     let base = path
         .parent()
-        .filter(|p| !p.as_os_str().is_empty())
+        .filter(|p| is_file && !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    let path = std::fs::metadata(&path)
-        .is_ok_and(|m| m.is_file())
-        .then_some(path);
+    let path = is_file.then_some(path);
     Ok(Loaded { config, base, path })
 }
 
@@ -561,14 +630,31 @@ pub struct CheckPlan {
     pub roundtrip: Option<RoundTripPlan>,
     /// The new-shape rule's severity; None: off.
     pub new_shape: Option<Severity>,
+    /// Losses acknowledged by name (`schema.table`, `schema.table.column`), sorted.
+    pub allow_lost: Vec<String>,
+    /// A downgrade that changes nothing passes the no-op check.
+    pub allow_noop: bool,
 }
 
-/// Upgrade first, then downgrade, and compare with the original.
+/// A round trip: the migration's other direction, and the comparison with the state the dump
+/// started from.
 #[derive(Debug, Clone)]
 pub struct RoundTripPlan {
+    pub direction: RoundTripDirection,
+    /// The upgrade: run first (`UpFirst`) or after the downgrade (`DownThenUp`).
     pub upgrade: Step,
     /// (`schema.table`, column) allowed to differ.
     pub ignore: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundTripDirection {
+    /// `--upgrade-*`, for a dump at the previous revision: original → upgrade → downgrade, the
+    /// result compared with the original.
+    UpFirst,
+    /// `--reupgrade-*`, for a dump at head: head → downgrade → upgrade, the result compared
+    /// with head.
+    DownThenUp,
 }
 
 #[derive(Debug, Clone)]
@@ -714,6 +800,10 @@ pub fn check_plans(args: &CheckArgs, globals: &Globals) -> Result<Vec<CheckPlan>
             !args.upgrade_sql.is_empty() || args.upgrade_cmd.is_some(),
             "--upgrade-sql/--upgrade-cmd",
         ),
+        (
+            !args.reupgrade_sql.is_empty() || args.reupgrade_cmd.is_some(),
+            "--reupgrade-sql/--reupgrade-cmd",
+        ),
     ];
     if chosen.len() > 1
         && let Some((_, flag)) = one_case_flags.iter().find(|(set, _)| *set)
@@ -812,6 +902,8 @@ fn check_plan(
         new_shape: args
             .new_shape
             .severity(loaded.config.rules.as_ref().and_then(|r| r.new_shape)),
+        allow_lost: args.loss.resolve(loaded)?,
+        allow_noop: args.allow_noop || loaded.config.allow_noop.unwrap_or(false),
     })
 }
 
@@ -955,31 +1047,50 @@ fn roundtrip_plan(
     loaded: &Loaded,
 ) -> Result<Option<RoundTripPlan>> {
     let file = loaded.config.roundtrip.as_ref();
-    let upgrade = if !args.upgrade_sql.is_empty() {
-        Step::Sql(args.upgrade_sql.clone())
+    let command = |cmd: &String| {
+        Step::Command(command_spec(
+            cmd.clone(),
+            &args.migration,
+            downgrade,
+            loaded,
+        ))
+    };
+    let sql = |files: &Vec<PathBuf>| Step::Sql(files.iter().map(|p| loaded.resolve(p)).collect());
+    // Flags first, then the file; each direction on its own.
+    let up_first = if !args.upgrade_sql.is_empty() {
+        Some(Step::Sql(args.upgrade_sql.clone()))
     } else if let Some(cmd) = &args.upgrade_cmd {
-        Step::Command(command_spec(
-            cmd.clone(),
-            &args.migration,
-            downgrade,
-            loaded,
-        ))
-    } else if let Some(sql) = file.and_then(|r| r.upgrade_sql.as_ref()) {
-        Step::Sql(sql.iter().map(|p| loaded.resolve(p)).collect())
-    } else if let Some(cmd) = file.and_then(|r| r.upgrade_cmd.as_ref()) {
-        Step::Command(command_spec(
-            cmd.clone(),
-            &args.migration,
-            downgrade,
-            loaded,
-        ))
+        Some(command(cmd))
+    } else if let Some(files) = file.and_then(|r| r.upgrade_sql.as_ref()) {
+        Some(sql(files))
     } else {
-        if !args.roundtrip_ignore.is_empty() {
+        file.and_then(|r| r.upgrade_cmd.as_ref()).map(command)
+    };
+    let down_then_up = if !args.reupgrade_sql.is_empty() {
+        Some(Step::Sql(args.reupgrade_sql.clone()))
+    } else if let Some(cmd) = &args.reupgrade_cmd {
+        Some(command(cmd))
+    } else if let Some(files) = file.and_then(|r| r.reupgrade_sql.as_ref()) {
+        Some(sql(files))
+    } else {
+        file.and_then(|r| r.reupgrade_cmd.as_ref()).map(command)
+    };
+    let (direction, upgrade) = match (up_first, down_then_up) {
+        (Some(_), Some(_)) => {
             return Err(Error::Config(
-                "--roundtrip-ignore needs --upgrade-sql or --upgrade-cmd".into(),
+                "a round trip either upgrades first (--upgrade-*, a dump at the previous revision) or upgrades again after the downgrade (--reupgrade-*, a dump at head); keep one".into(),
             ));
         }
-        return Ok(None);
+        (Some(step), None) => (RoundTripDirection::UpFirst, step),
+        (None, Some(step)) => (RoundTripDirection::DownThenUp, step),
+        (None, None) => {
+            if !args.roundtrip_ignore.is_empty() {
+                return Err(Error::Config(
+                    "--roundtrip-ignore needs --upgrade-sql/--upgrade-cmd or --reupgrade-sql/--reupgrade-cmd".into(),
+                ));
+            }
+            return Ok(None);
+        }
     };
     let ignore = file
         .iter()
@@ -994,7 +1105,11 @@ fn roundtrip_plan(
             Ok((qualified(table), column.to_string()))
         })
         .collect::<Result<_>>()?;
-    Ok(Some(RoundTripPlan { upgrade, ignore }))
+    Ok(Some(RoundTripPlan {
+        direction,
+        upgrade,
+        ignore,
+    }))
 }
 
 fn command_spec(
@@ -1003,13 +1118,16 @@ fn command_spec(
     file: Option<&DowngradeConfig>,
     loaded: &Loaded,
 ) -> CommandSpec {
+    // Without a config file's directory, the caller's own (absolute, for messages).
+    let cwd = args
+        .downgrade_cwd
+        .clone()
+        .or_else(|| file.and_then(|d| loaded.path(&d.cwd)))
+        .unwrap_or_else(|| loaded.base.clone());
+    let cwd = std::path::absolute(&cwd).unwrap_or(cwd);
     CommandSpec {
         command,
-        cwd: args
-            .downgrade_cwd
-            .clone()
-            .or_else(|| file.and_then(|d| loaded.path(&d.cwd)))
-            .unwrap_or_else(|| loaded.base.clone()),
+        cwd,
         url_env: args
             .url_env
             .clone()
@@ -1020,6 +1138,12 @@ fn command_spec(
             .clone()
             .or_else(|| file.and_then(|d| d.url_scheme.clone()))
             .unwrap_or_else(|| "postgresql".into()),
+        isolate_env: args.isolate_env || file.and_then(|d| d.isolate_env).unwrap_or(false),
+        env: file
+            .and_then(|d| d.env.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -1037,6 +1161,8 @@ pub struct WalkPlan {
     pub max_steps: usize,
     pub outputs: Outputs,
     pub new_shape: Option<Severity>,
+    /// Losses acknowledged by name, sorted.
+    pub allow_lost: Vec<String>,
 }
 
 /// Running in CI: `CI` is `true` or `1` (GitHub Actions, GitLab, most others).
@@ -1110,6 +1236,7 @@ pub fn walk_plan(args: &WalkArgs, globals: &Globals) -> Result<WalkPlan> {
         new_shape: args
             .new_shape
             .severity(loaded.config.rules.as_ref().and_then(|r| r.new_shape)),
+        allow_lost: args.loss.resolve(&loaded)?,
     })
 }
 

@@ -83,14 +83,57 @@ impl DiffSink for Tee<'_> {
     }
 }
 
-/// Collects the schema operations (`/schema/...`), for reports: there are few of them.
+/// Collects, for reports, the schema operations (`/schema/...`; there are few of them) with
+/// the value each replaced or removed, and the revision on both sides.
 #[derive(Debug, Default)]
-pub struct SchemaChanges(pub Vec<PatchOperation>);
+pub struct SchemaChanges {
+    pub ops: Vec<PatchOperation>,
+    /// Per operation, the value at its path before (`None` for an add).
+    pub was: Vec<Option<Value>>,
+    /// `alembic_version` before and after (`null`: no such table).
+    pub revision: (Value, Value),
+    before: Value,
+}
+
+impl SchemaChanges {
+    /// The revision before, as a list (empty: none).
+    pub fn revision_before(&self) -> Vec<String> {
+        let revs = self
+            .revision
+            .0
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        revs.iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect()
+    }
+
+    /// Was a revision recorded before the downgrade, and is it the same after?
+    pub fn revision_unmoved(&self) -> bool {
+        let (before, after) = &self.revision;
+        before.as_array().is_some_and(|v| !v.is_empty()) && before == after
+    }
+}
 
 impl DiffSink for SchemaChanges {
+    fn header(&mut self, before: &Header, after: &Header) -> Result<()> {
+        self.revision = (
+            before.alembic_version.clone(),
+            after.alembic_version.clone(),
+        );
+        self.before = serde_json::json!({ "schema": before.schema });
+        Ok(())
+    }
+
     fn op(&mut self, op: &PatchOperation) -> Result<()> {
         if op.path().as_str().starts_with("/schema/") {
-            self.0.push(op.clone());
+            self.was.push(match op {
+                PatchOperation::Add(_) => None,
+                _ => self.before.pointer(op.path().as_str()).cloned(),
+            });
+            self.ops.push(op.clone());
         }
         Ok(())
     }
@@ -104,18 +147,35 @@ pub struct TableCounts {
     pub added: u64,
     pub removed: u64,
     pub changed: u64,
+    /// The table exists before, not after (its rows are not counted as removed).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dropped: bool,
+    /// The table exists after, not before (its rows are counted as added).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub created: bool,
+}
+
+impl TableCounts {
+    /// On both sides, with the same rows.
+    pub fn unchanged(&self) -> bool {
+        !self.dropped && !self.created && self.changed + self.added + self.removed == 0
+    }
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Summary {
     pub tables: BTreeMap<String, TableCounts>,
+    /// Operations on `/alembic_version`.
+    pub revision_ops: u64,
+    /// Operations on `/schema`.
     pub schema_ops: u64,
+    /// Operations on `/data`.
     pub data_ops: u64,
 }
 
 impl Summary {
     pub fn ops(&self) -> u64 {
-        self.schema_ops + self.data_ops
+        self.revision_ops + self.schema_ops + self.data_ops
     }
 }
 
@@ -129,13 +189,10 @@ pub async fn diff(
     let hb = before.header().await?;
     let ha = after.header().await?;
     sink.header(&hb, &ha)?;
-    for (name, b, a) in [
-        ("alembic_version", &hb.alembic_version, &ha.alembic_version),
-        ("schema", &hb.schema, &ha.schema),
-    ] {
-        let prefix = PointerBuf::from_tokens([name]);
-        summary.schema_ops += diff_values(&prefix, b, a, sink)?;
-    }
+    let revision = PointerBuf::from_tokens(["alembic_version"]);
+    summary.revision_ops += diff_values(&revision, &hb.alembic_version, &ha.alembic_version, sink)?;
+    let schema = PointerBuf::from_tokens(["schema"]);
+    summary.schema_ops += diff_values(&schema, &hb.schema, &ha.schema, sink)?;
 
     let mut tb = before.next_table().await?;
     let mut ta = after.next_table().await?;
@@ -156,6 +213,7 @@ pub async fn diff(
         match order {
             Ordering::Less => {
                 // Table gone after: one op; rows counted and shown to the row hooks.
+                counts.dropped = true;
                 sink.table(&table, true, false)?;
                 let wanted = sink.wants_rows(&table);
                 while let Some((key, text)) = before.next_row().await? {
@@ -169,6 +227,7 @@ pub async fn diff(
                 tb = before.next_table().await?;
             }
             Ordering::Greater => {
+                counts.created = true;
                 sink.table(&table, false, true)?;
                 sink.op(&add(table_path.clone(), Value::Object(Map::new())))?;
                 summary.data_ops += 1;

@@ -3,15 +3,21 @@
 //! SQL files run through the server's own `psql` in one transaction, stopping at the first
 //! error. Both connect as the database's owner role (not a superuser) unless asked otherwise,
 //! so a trigger planted by an untrusted dump never fires with superuser rights. A command runs through `sh -c` with the connection in its environment (`PGHOST` ...
-//! `PGDATABASE`, and a URL in a configurable variable). Invariant: it only ever touches the
-//! working database it is given; the before-copy is never connected to here.
+//! `PGDATABASE`, and a URL in a configurable variable); inherited `PG*` variables never reach
+//! it, and `isolate_env` gives it nothing else but PATH, HOME, LANG and `env`.
+//!
+//! A step must be seen to run on the working database: the sessions the server counts for it
+//! (`pg_stat_database`) are read before and after, and a step that exits 0 without ever
+//! connecting is an error that names the inherited variables that may have sent it elsewhere.
+//! Invariant: it only ever touches the working database it is given; the before-copy is never
+//! connected to here.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::error::{Error, Result, tail};
+use crate::error::{Error, Result, db_message, tail};
 use crate::process::{self, RunError};
 use crate::server::{OWNER_ROLE, Server};
 
@@ -32,6 +38,55 @@ pub struct CommandSpec {
     pub url_env: String,
     /// URL scheme, e.g. `postgresql` or `postgresql+asyncpg`.
     pub url_scheme: String,
+    /// Start from an empty environment: PATH, HOME, LANG, the connection and `env` only.
+    pub isolate_env: bool,
+    /// Variables set for the command (`[downgrade] env`).
+    pub env: Vec<(String, String)>,
+}
+
+/// Inherited variables a command keeps under `isolate_env` (when they are set).
+const KEPT_UNDER_ISOLATION: &[&str] = &["PATH", "HOME", "LANG"];
+
+/// Variables that name a database through a settings file rather than a URL.
+const SETTINGS_POINTERS: &[&str] = &["DJANGO_SETTINGS_MODULE", "ALEMBIC_CONFIG"];
+
+/// Does this value connect to a PostgreSQL server: a URL (`postgres://`, `postgresql://`,
+/// `postgresql+driver://`) or a libpq keyword string naming a host or database?
+fn is_postgres_connection(value: &str) -> bool {
+    let v = value.trim().to_ascii_lowercase();
+    let url = v.starts_with("postgres://")
+        || v.starts_with("postgresql://")
+        || (v.starts_with("postgresql+") && v.contains("://"));
+    let keywords = v.split_whitespace().any(|w| w.starts_with("dbname="))
+        && v.split_whitespace().any(|w| w.starts_with("host="));
+    url || keywords
+}
+
+/// Names (never values) of the inherited variables that can point a migration at a database
+/// other than the throwaway one: PostgreSQL URLs and keyword strings, and settings modules.
+/// `ours` are the variables pgsnapdiff itself sets.
+pub fn inherited_connections(ours: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().unwrap_or_default())))
+        .filter(|(k, _)| !ours.contains(&k.as_str()) && !k.starts_with("PG"))
+        .filter(|(k, v)| is_postgres_connection(v) || SETTINGS_POINTERS.contains(&k.as_str()))
+        .map(|(k, _)| k)
+        .collect();
+    names.sort();
+    names
+}
+
+impl CommandSpec {
+    /// The inherited variables this command will see that may point at another database.
+    pub fn inherited_connections(&self) -> Vec<String> {
+        if self.isolate_env {
+            return Vec::new();
+        }
+        let ours: Vec<&str> = std::iter::once(self.url_env.as_str())
+            .chain(self.env.iter().map(|(k, _)| k.as_str()))
+            .collect();
+        inherited_connections(&ours)
+    }
 }
 
 impl Step {
@@ -44,6 +99,23 @@ impl Step {
                 .collect::<Vec<_>>()
                 .join(", "),
             Step::Command(spec) => format!("`{}`", spec.command),
+        }
+    }
+
+    /// Before the first run: a note naming (never showing) the inherited variables that could
+    /// take the command to another database.
+    pub fn note_inherited_connections(&self) {
+        let Step::Command(spec) = self else {
+            return;
+        };
+        let names = spec.inherited_connections();
+        if !names.is_empty() {
+            crate::report::note(format!(
+                "the migration command inherits {} from this shell; it gets the throwaway database in {} and PG*, and reaches another server if it reads {}; --isolate-env drops them",
+                names.join(", "),
+                spec.url_env,
+                if names.len() == 1 { "that" } else { "those" }
+            ));
         }
     }
 
@@ -126,14 +198,33 @@ pub async fn run(server: &Server, dbname: &str, step: &Step, opts: RunOptions) -
         Step::Command(spec) => {
             let mut cmd = process::shell_killing_group_on_term(&spec.command);
             cmd.current_dir(&spec.cwd);
+            if spec.isolate_env {
+                cmd.env_clear();
+                for name in KEPT_UNDER_ISOLATION {
+                    if let Some(value) = std::env::var_os(name) {
+                        cmd.env(name, value);
+                    }
+                }
+            }
+            for (key, value) in &spec.env {
+                cmd.env(key, value);
+            }
             cmd.env(&spec.url_env, conn.url(&spec.url_scheme, dbname));
             cmd
         }
     };
+    // Inherited PG* variables (PGSERVICE, PGOPTIONS, another PGHOST...) never reach the
+    // step: the connection is ours alone.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("PG")) {
+            cmd.env_remove(key);
+        }
+    }
     for (key, value) in conn.libpq_env(dbname) {
         cmd.env(key, value);
     }
     let what = step.describe();
+    let watch = Watch::start(server, dbname).await?;
     let captured = match process::run_with_death_signal(cmd, None, timeout, libc::SIGTERM).await {
         Ok(c) => c,
         Err(RunError::Spawn(e)) => {
@@ -155,6 +246,13 @@ pub async fn run(server: &Server, dbname: &str, step: &Step, opts: RunOptions) -
         }
     };
     if captured.status.success() {
+        if !watch.connected(server).await? {
+            return Err(Error::Downgrade {
+                kind,
+                problem: never_connected(step, dbname),
+                output: tail(&captured.output, 30),
+            });
+        }
         return Ok(captured.output);
     }
     let code = captured
@@ -176,9 +274,155 @@ pub async fn run(server: &Server, dbname: &str, step: &Step, opts: RunOptions) -
         (Step::Sql(_), _) => "; the transaction was rolled back, fix the SQL and rerun".into(),
         _ => String::new(),
     };
+    let place = match step {
+        Step::Command(spec) => format!(" (in {})", spec.cwd.display()),
+        Step::Sql(_) => String::new(),
+    };
     Err(Error::Downgrade {
         kind,
-        problem: format!("{what} exited with {code}: {last}{hint}"),
+        problem: format!("{what} exited with {code}{place}: {last}{hint}"),
         output: tail(&captured.output, 30),
     })
+}
+
+/// The one line for a step that exited 0 without connecting to the working database.
+fn never_connected(step: &Step, dbname: &str) -> String {
+    let what = step.describe();
+    let Step::Command(spec) = step else {
+        return format!(
+            "{what} exited 0 but never connected to the throwaway database {dbname}; nothing was migrated"
+        );
+    };
+    let names = spec.inherited_connections();
+    let suspects = if names.is_empty() {
+        "no inherited variable points at a database, so look for a connection written into a settings file (Django DATABASES, alembic.ini sqlalchemy.url)".to_string()
+    } else {
+        format!(
+            "inherited variables that point at a database: {} (the command may have migrated that one; --isolate-env drops them)",
+            names.join(", ")
+        )
+    };
+    format!(
+        "{what} exited 0 but never connected to the throwaway database {dbname}, so it migrated nothing here and may have run against another database: the command must read its connection from {} (name another variable with --url-env) or the PG* variables; {suspects}",
+        spec.url_env
+    )
+}
+
+/// Sessions the server counted on a database around a step (`pg_stat_database`): the one
+/// record of a connection that survives the connection's end, however short it was.
+///
+/// The step's backends are gone before the second reading (it waits for them), and a backend
+/// reports its counts while exiting, before it leaves `pg_stat_activity` (PostgreSQL 15+'s
+/// shared-memory statistics). Before 15, counts travel to a collector process, so each reading
+/// waits for it to catch up. PostgreSQL 13 has no `sessions` column: transactions stand in.
+struct Watch {
+    dbname: String,
+    counter: &'static str,
+    /// The collector's delay before PostgreSQL 15.
+    lag: Duration,
+    before: i64,
+}
+
+impl Watch {
+    async fn start(server: &Server, dbname: &str) -> Result<Watch> {
+        let counter = if server.binaries.major >= 14 {
+            "sessions"
+        } else {
+            "xact_commit + xact_rollback"
+        };
+        let lag = if server.binaries.major >= 15 {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(700)
+        };
+        let mut watch = Watch {
+            dbname: dbname.to_string(),
+            counter,
+            lag,
+            before: 0,
+        };
+        let admin = server.connect("postgres").await?;
+        watch.idle(&admin).await?;
+        tokio::time::sleep(lag).await;
+        watch.before = watch.count(&admin).await?;
+        Ok(watch)
+    }
+
+    /// Did anything connect to the database since `start`?
+    async fn connected(&self, server: &Server) -> Result<bool> {
+        let admin = server.connect("postgres").await?;
+        if !self.idle(&admin).await? {
+            // A session is still open on it: that is a connection.
+            return Ok(true);
+        }
+        tokio::time::sleep(self.lag).await;
+        Ok(self.count(&admin).await? > self.before)
+    }
+
+    /// Wait (up to 5 s) until no backend is connected to the database; false if one still is.
+    async fn idle(&self, admin: &tokio_postgres::Client) -> Result<bool> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let row = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                    &[&self.dbname],
+                )
+                .await
+                .map_err(|e| {
+                    Error::Server(format!("reading pg_stat_activity: {}", db_message(&e)))
+                })?;
+            if row.get::<_, i64>(0) == 0 {
+                return Ok(true);
+            }
+            if std::time::Instant::now() > deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn count(&self, admin: &tokio_postgres::Client) -> Result<i64> {
+        let err = |e: tokio_postgres::Error| {
+            Error::Server(format!("reading pg_stat_database: {}", db_message(&e)))
+        };
+        admin
+            .batch_execute("SELECT pg_stat_clear_snapshot()")
+            .await
+            .map_err(err)?;
+        let sql = format!(
+            "SELECT coalesce(sum({})::bigint, 0) FROM pg_stat_database WHERE datname = $1",
+            self.counter
+        );
+        let row = admin.query_one(&sql, &[&self.dbname]).await.map_err(err)?;
+        Ok(row.get(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_postgres_connection;
+
+    #[test]
+    fn postgres_connections_are_recognised_by_value() {
+        for yes in [
+            "postgres://u:p@h/db",
+            "postgresql://h/db",
+            "postgresql+psycopg2://u@h:5432/db",
+            " POSTGRESQL+asyncpg://h/db",
+            "host=db.internal dbname=app user=x",
+        ] {
+            assert!(is_postgres_connection(yes), "{yes}");
+        }
+        for no in [
+            "",
+            "mysql://h/db",
+            "sqlite:///x.db",
+            "/usr/bin:/bin",
+            "postgresql",
+            "dbname=app",
+        ] {
+            assert!(!is_postgres_connection(no), "{no}");
+        }
+    }
 }

@@ -101,7 +101,8 @@ fn downgrade_that_loses_a_row_is_not_proven_and_names_the_row() {
     run.assert_stdout("FAIL  rule rows-preserved");
     run.assert_stdout(&format!("unexpected  {lost}"));
     run.assert_stdout("      /data/public.onboarding_states/7: row disappeared");
-    run.assert_stdout("rollback NOT proven: 2 of 2 checks failed");
+    run.assert_stdout("PASS  rule data-lost");
+    run.assert_stdout("rollback NOT proven: 2 of 3 checks failed");
 }
 
 #[test]
@@ -165,6 +166,8 @@ fn failing_downgrade_command_shows_its_output_and_exits_2() {
     let ctx = Ctx::new();
     let run = ctx.run(&[
         "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
         "--dump",
         s(&sample_dump("onboarding.dump")),
         "--downgrade-cmd",
@@ -178,6 +181,8 @@ fn downgrade_command_not_found_says_so() {
     let ctx = Ctx::new();
     let run = ctx.run(&[
         "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
         "--dump",
         s(&sample_dump("onboarding.dump")),
         "--downgrade-cmd",
@@ -210,6 +215,8 @@ fn downgrade_gets_the_connection_in_its_environment() {
     );
     let run = ctx.run(&[
         "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
         "--dump",
         s(&sample_dump("onboarding.dump")),
         "--downgrade-cmd",
@@ -254,6 +261,8 @@ fn server_runs_unprivileged_on_loopback_with_a_private_data_dir_and_a_password()
     );
     let run = ctx.run(&[
         "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
         "--dump",
         s(&sample_dump("onboarding.dump")),
         "--downgrade-cmd",
@@ -314,9 +323,11 @@ fn check_vs_baseline(ctx: &Ctx, downgrade: &std::path::Path) -> Run {
     )
 }
 
-/// `check --dump DUMP --downgrade-sql SQL EXTRA...`
+/// `check --dump DUMP --downgrade-sql SQL EXTRA...` (of the sample, in all but name), its
+/// intended loss (agent_history) acknowledged.
 fn check_with(ctx: &Ctx, dump: &str, sql: &str, extra: &[&str]) -> Run {
     let mut args = vec!["check", "--dump", dump, "--downgrade-sql", sql];
+    args.extend_from_slice(&SAMPLE_LOSS);
     args.extend_from_slice(extra);
     ctx.run(&args)
 }
@@ -325,6 +336,7 @@ fn check_dump(ctx: &Ctx, dump: &std::path::Path, extra: &[&str]) -> Run {
     let mut args = vec!["check", "--dump", s(dump), "--downgrade-sql"];
     let sql = downgrade_sql();
     args.push(s(&sql));
+    args.extend_from_slice(&SAMPLE_LOSS);
     args.extend_from_slice(extra);
     ctx.run(&args)
 }
@@ -334,7 +346,15 @@ fn check_dump(ctx: &Ctx, dump: &std::path::Path, extra: &[&str]) -> Run {
 fn hanging_downgrade(ctx: &Ctx, secs: &str, extra: &[&str]) -> Run {
     let sleep = format!("sleep {secs}");
     let dump = sample_dump("onboarding.dump");
-    let mut args = vec!["check", "--dump", s(&dump), "--downgrade-cmd", &sleep];
+    let mut args = vec![
+        "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
+        "--dump",
+        s(&dump),
+        "--downgrade-cmd",
+        &sleep,
+    ];
     args.extend_from_slice(extra);
     let started = Instant::now();
     let run = ctx.run(&args);
@@ -407,7 +427,14 @@ fn bad_input_matrix() {
         if file.ends_with(".toml") {
             args.extend(["-c", s(&path)]);
         } else {
-            args.extend(["--dump", s(&path), "--downgrade-sql", s(&noop)]);
+            // The downgrade does nothing, on purpose: these are about the inputs.
+            args.extend([
+                "--dump",
+                s(&path),
+                "--downgrade-sql",
+                s(&noop),
+                "--allow-noop",
+            ]);
         }
         args.extend_from_slice(extra);
         let run = ctx.run(&args);
@@ -474,7 +501,14 @@ fn missing_inputs_fail_before_any_restore() {
     let runs = [
         run,
         ctx.run(&["check", "-v", "--downgrade-sql", s(&downgrade_sql())]),
-        ctx.run(&["check", "-v", "--dump", s(&sample_dump("onboarding.dump"))]),
+        ctx.run(&[
+            "check",
+            SAMPLE_LOSS[0],
+            SAMPLE_LOSS[1],
+            "-v",
+            "--dump",
+            s(&sample_dump("onboarding.dump")),
+        ]),
     ];
     runs[1].assert_error(&["no dump given"]);
     runs[2].assert_error(&["no downgrade given"]);
@@ -515,6 +549,8 @@ fn config_file_unknown_key_and_flag_precedence() {
     .unwrap();
     let run = ctx.run(&[
         "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
         "-c",
         s(&dir.join("custom.toml")),
         "--dump",
@@ -782,8 +818,21 @@ struct ResultDoc {
     timing_seconds: std::collections::BTreeMap<String, f64>,
     tables: std::collections::BTreeMap<String, TableCountsDoc>,
     patch: PatchCountsDoc,
+    data_lost: Vec<LossDoc>,
     checks: Vec<CheckDoc>,
     findings: Vec<FindingDoc>,
+}
+
+/// A table or column dropped (or narrowed) with data (README "Result JSON", `data_lost`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LossDoc {
+    name: String,
+    kind: String,
+    count: u64,
+    acknowledged: bool,
+    from_type: Option<String>,
+    to_type: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -795,6 +844,10 @@ struct TableCountsDoc {
     added: u64,
     removed: u64,
     changed: u64,
+    #[serde(default)]
+    dropped: bool,
+    #[serde(default)]
+    created: bool,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -802,6 +855,7 @@ struct TableCountsDoc {
 #[allow(dead_code)]
 struct PatchCountsDoc {
     operations: u64,
+    revision: u64,
     schema: u64,
     data: u64,
 }
@@ -836,6 +890,7 @@ struct FindingDoc {
 fn rules_config(ctx: &Ctx) -> std::path::PathBuf {
     let text = format!(
         r#"dump = "{}"
+allow_lost = ["public.onboarding_states.agent_history"]
 [[rules.metadata]]
 table = "public.onboarding_states"
 metadata = "/step_data/_migration_metadata"
@@ -858,7 +913,15 @@ tests = [
 fn check_rules(ctx: &Ctx, downgrade: &std::path::Path, extra: &[&str]) -> (Run, ResultDoc) {
     let config = rules_config(ctx);
     let result = ctx.path("result.json");
-    let mut args = vec!["check", "-c", s(&config), "--downgrade-sql", s(downgrade)];
+    let mut args = vec![
+        "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
+        "-c",
+        s(&config),
+        "--downgrade-sql",
+        s(downgrade),
+    ];
     args.extend_from_slice(&["--result-out", s(&result)]);
     args.extend_from_slice(extra);
     let run = ctx.run(&args);
@@ -893,6 +956,7 @@ fn sample_is_proven_by_rules_alone() {
         ids,
         [
             "rows-preserved",
+            "data-lost",
             "metadata-restored",
             "after-state",
             "revision",
@@ -901,7 +965,7 @@ fn sample_is_proven_by_rules_alone() {
     );
     let errors = doc.checks.iter().filter(|c| c.severity == "error");
     assert!(errors.clone().all(|c| c.passed && c.findings == 0));
-    assert_eq!(errors.count(), 4);
+    assert_eq!(errors.count(), 5);
     assert!(doc.findings.iter().all(|f| f.rule == "new-shape"));
     run.assert_stdout("9 rows with /step_data/_migration_metadata restored");
     run.assert_stdout("3 rows without it unchanged");
@@ -967,6 +1031,8 @@ fn correct_downgrade_of_a_dump_without_post_migration_rows_leaves_nothing_in_the
     let result = ctx.path("result.json");
     let run = ctx.run(&[
         "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
         "--dump",
         s(&sample_dump("onboarding-a1b2c3d4e5f6.dump")),
         "--upgrade-sql",
@@ -1149,6 +1215,8 @@ fn round_trip_passes_with_the_correct_migration_and_names_a_lost_jsonb_key() {
         let result = ctx.path("result.json");
         let run = ctx.run(&[
             "check",
+            SAMPLE_LOSS[0],
+            SAMPLE_LOSS[1],
             "--dump",
             s(&dump),
             "--upgrade-sql",
@@ -1199,6 +1267,7 @@ fn round_trip_ignores_declared_columns() {
     let noop = ctx.path("noop.sql");
     std::fs::write(&noop, "SELECT 1;\n").unwrap();
     let dump = sample_dump("onboarding.dump");
+    // The "downgrade" does nothing and leaves the revision, on purpose: said so.
     let args = [
         "check",
         "--dump",
@@ -1207,6 +1276,9 @@ fn round_trip_ignores_declared_columns() {
         s(&upgrade),
         "--downgrade-sql",
         s(&noop),
+        "--allow-noop",
+        "--expect-revision",
+        "b2c3d4e5f6g7",
     ];
     let run = ctx.run(&args);
     run.assert_code(1);
@@ -1227,6 +1299,8 @@ fn alembic_check(ctx: &Ctx, bug: Option<&str>, downgrade_cmd: &str) -> (Run, Res
     let result = ctx.path("result.json");
     let mut cmd = ctx.command(&[
         "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
         "-c",
         s(&config),
         "--downgrade-cmd",
@@ -1271,7 +1345,7 @@ fn alembic_downgrade_is_proven_and_alembic_current_is_the_old_revision() {
     let (run, doc) = alembic_check(&ctx, None, &cmd);
     run.assert_code(0);
     assert_eq!(doc.verdict, "proven");
-    assert_eq!(doc.checks.len(), 6, "{:?}", doc.checks);
+    assert_eq!(doc.checks.len(), 7, "{:?}", doc.checks);
     assert!(doc.checks.iter().any(|c| c.id == "revision" && c.passed));
     let current = std::fs::read_to_string(&current).unwrap();
     assert!(
@@ -1348,6 +1422,8 @@ fn alembic_round_trip_from_the_11_step_dump() {
         let ctx = Ctx::new();
         let mut cmd = ctx.command(&[
             "check",
+            SAMPLE_LOSS[0],
+            SAMPLE_LOSS[1],
             "--dump",
             s(&sample_dump("onboarding-a1b2c3d4e5f6.dump")),
             "--upgrade-cmd",
@@ -1386,6 +1462,8 @@ fn missing_alembic_is_one_clear_line() {
     let ctx = Ctx::new();
     let run = ctx.run(&[
         "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
         "--dump",
         s(&sample_dump("onboarding.dump")),
         "--downgrade-cmd",
@@ -1570,6 +1648,8 @@ fn concurrent_runs_do_not_collide() {
         .map(|_| {
             ctx.command(&[
                 "check",
+                SAMPLE_LOSS[0],
+                SAMPLE_LOSS[1],
                 "--dump",
                 s(&sample_dump("onboarding.dump")),
                 "--downgrade-sql",
@@ -1664,6 +1744,8 @@ fn output_to_a_fifo_or_symlink_never_replaces_it() {
     };
     let run = ctx.run(&[
         "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
         "--dump",
         s(&sample_dump("onboarding.dump")),
         "--downgrade-sql",
@@ -1694,6 +1776,8 @@ fn output_to_a_fifo_or_symlink_never_replaces_it() {
     std::os::unix::fs::symlink(&real, &link).unwrap();
     let run = ctx.run(&[
         "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
         "--dump",
         s(&sample_dump("onboarding.dump")),
         "--downgrade-sql",
@@ -1739,8 +1823,10 @@ struct WalkStepDoc {
     to: Vec<String>,
     timing_seconds: std::collections::BTreeMap<String, f64>,
     tables: std::collections::BTreeMap<String, TableCountsDoc>,
+    patch: PatchCountsDoc,
     lost_rows: std::collections::BTreeMap<String, u64>,
     dropped_tables: std::collections::BTreeMap<String, u64>,
+    data_lost: Vec<LossDoc>,
     schema: Vec<Value>,
     checks: Vec<CheckDoc>,
     findings: Vec<FindingDoc>,
@@ -1759,6 +1845,11 @@ fn walk(
     let cwd = fixture(project);
     let mut args = vec!["walk", "-c", "/dev/null", "--dump", s(dump)];
     args.extend_from_slice(&["--step-cmd", &step, "--downgrade-cwd", s(&cwd)]);
+    if project.starts_with("onboarding") {
+        args.extend_from_slice(&SAMPLE_LOSS);
+    } else {
+        args.extend_from_slice(&SHOP_NAMES_MERGE);
+    }
     args.extend_from_slice(&["--result-out", s(&result)]);
     args.extend_from_slice(extra);
     let run = ctx.run(&args);
@@ -1768,6 +1859,15 @@ fn walk(
     });
     (run, doc)
 }
+
+/// The shop's 0004 → 0003 merges first and last names back into full_name: an intended loss
+/// of the two columns, acknowledged.
+const SHOP_NAMES_MERGE: [&str; 4] = [
+    "--allow-lost",
+    "public.customers.first_name",
+    "--allow-lost",
+    "public.customers.last_name",
+];
 
 fn shop_dump() -> std::path::PathBuf {
     fixture("walk/dumps/shop.dump")
@@ -1792,10 +1892,23 @@ fn walk_names_the_revision_that_lost_rows_and_exactly_which() {
     let want = [("0004", "0003"), ("0003", "0002"), ("0002", "0001")];
     assert_eq!(revs, want.map(|(a, b)| (a.to_string(), b.to_string())));
 
-    // 0004 → 0003 merges the names back: every customer changed, nothing lost.
+    // 0004 → 0003 merges the names back: every customer changed, no row lost, and the two
+    // name columns dropped with their values: acknowledged (the walk helper's --allow-lost).
     let first = &doc.steps[0];
     assert_eq!(first.tables["public.customers"].changed, 5);
     assert!(first.lost_rows.is_empty() && first.findings.is_empty());
+    let acknowledged: Vec<(&str, u64, bool)> = first
+        .data_lost
+        .iter()
+        .map(|l| (l.name.as_str(), l.count, l.acknowledged))
+        .collect();
+    assert_eq!(
+        acknowledged,
+        [
+            ("public.customers.first_name", 5, true),
+            ("public.customers.last_name", 4, true)
+        ]
+    );
     let schema: Vec<(&str, &str)> = first
         .schema
         .iter()
@@ -1829,7 +1942,13 @@ fn walk_names_the_revision_that_lost_rows_and_exactly_which() {
         [
             ("rows-preserved", "/data/public.orders/5"),
             ("rows-preserved", "/data/public.orders/7"),
+            // The currency column goes too, with every order's value.
+            ("data-lost", "/schema/tables/public.orders/columns/currency"),
         ]
+    );
+    assert_eq!(
+        lossy.findings[2].message,
+        "public.orders.currency: column dropped with 8 non-NULL values"
     );
     // numeric(10,2) keeps its text: 1500.00, not 1500.
     let total = &lossy.findings[1].expected.as_ref().unwrap()["total"];
@@ -1841,19 +1960,43 @@ fn walk_names_the_revision_that_lost_rows_and_exactly_which() {
             .any(|c| c.id == "rows-preserved" && !c.passed)
     );
 
-    // 0002 → 0001 drops orders: a schema change, reported as such, not a lost-rows failure.
+    // 0002 → 0001 drops orders with its 6 rows: not rows that disappeared from a table that
+    // stays, but data lost all the same: one data-lost finding for the table.
     let last = &doc.steps[2];
     assert_eq!(
         last.dropped_tables,
         [("public.orders".to_string(), 6)].into()
     );
-    assert!(last.lost_rows.is_empty() && last.findings.is_empty());
+    assert!(last.tables["public.orders"].dropped);
+    assert!(last.lost_rows.is_empty());
+    let lost: Vec<(&str, &str, &str)> = last
+        .findings
+        .iter()
+        .map(|f| (f.rule.as_str(), f.path.as_str(), f.message.as_str()))
+        .collect();
+    assert_eq!(
+        lost,
+        [(
+            "data-lost",
+            "/schema/tables/public.orders",
+            "public.orders: table dropped with 6 rows"
+        )]
+    );
 
     run.assert_stdout("== revision 0003 → 0002");
     run.assert_stdout("lost      2 rows of public.orders");
-    run.assert_stdout("dropped   public.orders with 6 rows");
-    run.assert_stdout("walk NOT proven: checks failed in revision 0003 → 0002");
-    run.assert_stdout("  revision 0003 → 0002 lost 2 rows of public.orders");
+    run.assert_stdout("lost      public.orders: table dropped with 6 rows");
+    run.assert_stdout("table     public.orders: 6 rows before, table dropped");
+    // The summary names every loss of the walk, the acknowledged ones too.
+    run.assert_stdout(
+        "losses over the walk:
+  revision 0004 → 0003: lost public.customers.first_name: column dropped with 5 non-NULL values (acknowledged)
+  revision 0004 → 0003: lost public.customers.last_name: column dropped with 4 non-NULL values (acknowledged)
+  revision 0003 → 0002: lost 2 rows of public.orders
+  revision 0003 → 0002: lost public.orders.currency: column dropped with 8 non-NULL values
+  revision 0002 → 0001: lost public.orders: table dropped with 6 rows
+walk NOT proven: checks failed in revision 0003 → 0002, revision 0002 → 0001",
+    );
     // Restored once, then only moved down.
     assert_eq!(
         run.stderr.matches("restoring ").count(),
@@ -1927,8 +2070,34 @@ fn walk_errors_name_the_step_and_still_report_what_was_walked() {
     ]);
     run.assert_code(2);
     assert!(
+        run.stderr.contains(
+            "walk step 1 from revision 0004: `true` exited 0 but never connected to the throwaway database"
+        ),
+        "{}",
         run.stderr
-            .contains("walk step 1: `true` left the revision at 0004"),
+    );
+    // Detected on the first step: nothing was walked.
+    let doc: WalkDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert!(doc.steps.is_empty() && !doc.complete);
+
+    // One that connects but does not move the revision.
+    let ctx = Ctx::new();
+    let run = ctx.run(&[
+        "walk",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&shop_dump()),
+        "--to",
+        "0001",
+        "--step-cmd",
+        "psql -X -q -c 'SELECT 1' >/dev/null",
+    ]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "walk step 1: `psql -X -q -c 'SELECT 1' >/dev/null` left the revision at 0004"
+        ),
         "{}",
         run.stderr
     );
@@ -2050,8 +2219,10 @@ fn walk_html_report_has_one_section_per_revision_in_a_real_browser() {
     }
     assert!(sections[1].contains("<strong>lost 2 rows of public.orders</strong>"));
     assert!(sections[1].contains("/data/public.orders/7"));
-    assert!(sections[2].contains("<strong>dropped public.orders with 6 rows</strong>"));
-    assert!(!sections[0].contains("<strong>"));
+    assert!(sections[2].contains("<strong>lost public.orders: table dropped with 6 rows</strong>"));
+    assert!(sections[0].contains(
+        "<strong>lost public.customers.first_name: column dropped with 5 non-NULL values (acknowledged)</strong>"
+    ));
     // The chart is drawn: one bar per changed table.
     assert!(sections[1].contains(r#"aria-label="changed rows per table""#));
 }
@@ -2157,6 +2328,10 @@ fn walk_works_with_any_step_command_and_revision_query() {
         query,
         "--result-out",
         s(&result),
+        SHOP_NAMES_MERGE[0],
+        SHOP_NAMES_MERGE[1],
+        SHOP_NAMES_MERGE[2],
+        SHOP_NAMES_MERGE[3],
     ];
     let run = ctx.run(&args);
     run.assert_code(0);
@@ -2195,6 +2370,8 @@ fn check_baseline(
     let dump = sample_dump("onboarding.dump");
     let mut args = vec![
         "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
         "-c",
         "/dev/null",
         "--dump",
@@ -2220,6 +2397,8 @@ fn mismatch_writes_a_pending_baseline_locally_and_nothing_in_ci_then_accept_and_
     // Under CI=true: fails, writes nothing.
     let mut cmd = ctx.command(&[
         "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
         "-c",
         "/dev/null",
         "--dump",
@@ -2296,7 +2475,7 @@ fn orphaned_baselines_fail_a_check_run_and_a_missing_baseline_is_pending_until_a
     let run = check_baseline(&ctx, &downgrade_sql(), &baseline, &["--check"]);
     run.assert_code(1);
     run.assert_stdout("old-case.patch.json: orphaned baseline: no case uses it");
-    run.assert_stdout("rollback NOT proven: 1 of 3 checks failed");
+    run.assert_stdout("rollback NOT proven: 1 of 4 checks failed");
     check_baseline(&ctx, &downgrade_sql(), &baseline, &[]).assert_code(0);
 
     // First run of a new case: no baseline yet, a pending one to review.
@@ -2370,7 +2549,7 @@ fn junit_github_and_json_formats_for_check_and_walk() {
     assert_valid_junit(&run.stdout, &ctx);
     assert!(
         run.stdout
-            .contains(r#"<testsuites name="pgsnapdiff" tests="5" failures="1" errors="0""#),
+            .contains(r#"<testsuites name="pgsnapdiff" tests="6" failures="1" errors="0""#),
         "{}",
         run.stdout
     );
@@ -2420,7 +2599,7 @@ fn junit_github_and_json_formats_for_check_and_walk() {
     assert_eq!(run.stdout.matches("<testsuite ").count(), 3);
     assert!(
         run.stdout
-            .contains(r#"<testsuite name="revision 0003 → 0002" tests="2" failures="1""#),
+            .contains(r#"<testsuite name="revision 0003 → 0002" tests="3" failures="2""#),
         "{}",
         run.stdout
     );
@@ -2696,7 +2875,9 @@ fields = { "/current_step" = "/original_current_step", "/step_data" = "/original
     std::fs::write(
         &config,
         format!(
-            r#"[rules]
+            r#"# Intended: agent_history goes; the shop's names merge into full_name.
+allow_lost = ["public.onboarding_states.agent_history", "public.customers.first_name", "public.customers.last_name"]
+[rules]
 new_shape = "off"
 
 [[case]]
@@ -2814,6 +2995,8 @@ fn after_snapshot_baseline_is_pending_until_accepted_and_then_catches_a_regressi
     let run_with = |downgrade: &std::path::Path, extra: &[&str]| {
         let mut args = vec![
             "check",
+            SAMPLE_LOSS[0],
+            SAMPLE_LOSS[1],
             "-c",
             "/dev/null",
             "--dump",
@@ -2905,7 +3088,9 @@ fn an_error_in_one_case_is_reported_in_its_place_and_the_other_cases_still_run()
     std::fs::write(
         &config,
         format!(
-            r#"[[case]]
+            r#"allow_lost = ["public.onboarding_states.agent_history"]
+
+[[case]]
 name = "broken"
 dump = "{onboarding}"
 downgrade = {{ sql = ["{syntax}"] }}

@@ -7,6 +7,7 @@ use jsonptr::{Pointer, PointerBuf};
 use serde_json::{Map, Value};
 
 use super::{CheckResult, Finding, Findings};
+use crate::baseline::Volatile;
 use crate::diff::DiffSink;
 use crate::error::Result;
 use crate::snapshot::Header;
@@ -587,18 +588,24 @@ impl DiffSink for AfterState {
 
 // -------------------------------------------------------------------------------- round-trip
 
-/// Original (before the upgrade) vs after the downgrade: every operation is a finding, except
-/// those inside a declared column (`schema.table.column`).
+/// A round trip's two ends (the state the dump started from, and the state after the
+/// migration went down and up, or up and down): every operation is a finding, except those
+/// inside a declared column (`schema.table.column`) or at a volatile path.
 pub struct RoundTrip {
+    name: String,
     ignore: BTreeSet<(String, String)>,
+    volatile: Volatile,
     findings: Findings,
     ignored_ops: u64,
 }
 
 impl RoundTrip {
-    pub fn new(ignore_columns: &[(String, String)]) -> Self {
+    /// `name` says which round trip this is, for the report.
+    pub fn new(name: &str, ignore_columns: &[(String, String)], volatile: &Volatile) -> Self {
         RoundTrip {
+            name: name.to_string(),
             ignore: ignore_columns.iter().cloned().collect(),
+            volatile: volatile.clone(),
             findings: Findings::default(),
             ignored_ops: 0,
         }
@@ -606,13 +613,16 @@ impl RoundTrip {
 
     pub fn finish(self) -> CheckResult {
         let ignored = if self.ignored_ops > 0 {
-            format!(", {} operations in ignored columns", self.ignored_ops)
+            format!(
+                ", {} operations in ignored columns or volatile paths",
+                self.ignored_ops
+            )
         } else {
             String::new()
         };
         CheckResult::new(
             "round-trip",
-            format!("round trip: after upgrade + downgrade the data equals the original{ignored}"),
+            format!("{}{ignored}", self.name),
             self.findings,
         )
     }
@@ -625,10 +635,10 @@ impl DiffSink for RoundTrip {
             .tokens()
             .map(|t| t.decoded().into_owned())
             .collect();
-        if let [data, table, _key, column, ..] = tokens.as_slice()
-            && data == "data"
-            && self.ignore.contains(&(table.clone(), column.clone()))
-        {
+        let ignored_column = matches!(tokens.as_slice(),
+            [data, table, _key, column, ..]
+                if data == "data" && self.ignore.contains(&(table.clone(), column.clone())));
+        if ignored_column || self.volatile.covers(&tokens) {
             self.ignored_ops += 1;
             return Ok(());
         }
@@ -638,5 +648,286 @@ impl DiffSink for RoundTrip {
             op,
             false,
         ))
+    }
+}
+
+// ---------------------------------------------------------------------------------- data-lost
+
+/// What a loss is: a table gone with its rows, a column gone with its values, or a column
+/// whose type narrowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LossKind {
+    Table,
+    Column,
+    Narrowed { from: String, to: String },
+}
+
+/// One table or column whose data the downgrade dropped (or may have cut, for a narrowed
+/// type): `count` rows (table) or non-NULL values (column) before the downgrade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    /// `schema.table` or `schema.table.column`: what `allow_lost` names.
+    pub name: String,
+    /// `schema.table`, as the snapshot names it.
+    pub table: String,
+    pub column: Option<String>,
+    pub kind: LossKind,
+    pub count: u64,
+    /// Named in `allow_lost`.
+    pub acknowledged: bool,
+}
+
+impl Loss {
+    /// "table dropped with 342 rows", "column dropped with 12 non-NULL values", ...
+    pub fn describe(&self) -> String {
+        let n = self.count;
+        let (rows, values) = (plural(n, "row"), plural(n, "non-NULL value"));
+        match &self.kind {
+            LossKind::Table => format!("table dropped with {rows}"),
+            LossKind::Column => format!("column dropped with {values}"),
+            LossKind::Narrowed { from, to } => {
+                format!("column type narrowed from {from} to {to}, with {values}")
+            }
+        }
+    }
+
+    /// Where the loss shows in the snapshot: the table's or the column's schema entry.
+    pub fn pointer(&self) -> String {
+        let mut p = PointerBuf::from_tokens(["schema", "tables", self.table.as_str()]);
+        if let Some(column) = &self.column {
+            p.push_back("columns");
+            p.push_back(column.as_str());
+        }
+        p.to_string()
+    }
+}
+
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// Does a column's type change from `from` to `to` keep every value (`format_type` names)?
+/// Known widenings only; any other change counts as narrowing, so that a lossy change is never
+/// passed for lack of knowledge.
+pub fn widens(from: &str, to: &str) -> bool {
+    fn args(t: &str, name: &str) -> Option<Vec<u64>> {
+        let inner = t.strip_prefix(name)?.strip_prefix('(')?.strip_suffix(')')?;
+        inner.split(',').map(|a| a.trim().parse().ok()).collect()
+    }
+    const INTS: [&str; 3] = ["smallint", "integer", "bigint"];
+    let int = |t: &str| INTS.iter().position(|i| *i == t);
+    if from == to {
+        return true;
+    }
+    if let (Some(a), Some(b)) = (int(from), int(to)) {
+        return b >= a;
+    }
+    if int(from).is_some() && to == "numeric" {
+        return true;
+    }
+    if matches!(from, "smallint" | "integer" | "real") && to == "double precision" {
+        return true;
+    }
+    if from == "jsonb" && to == "json" {
+        return true;
+    }
+    let unbounded_text = |t: &str| t == "text" || t == "character varying";
+    if (unbounded_text(from) || args(from, "character varying").is_some()) && unbounded_text(to) {
+        return true;
+    }
+    if let (Some(a), Some(b)) = (
+        args(from, "character varying"),
+        args(to, "character varying"),
+    ) {
+        return b[0] >= a[0];
+    }
+    if from.starts_with("numeric(") && to == "numeric" {
+        return true;
+    }
+    if let (Some(a), Some(b)) = (args(from, "numeric"), args(to, "numeric")) {
+        let scale = |v: &[u64]| v.get(1).copied().unwrap_or(0);
+        let (sa, sb) = (scale(&a), scale(&b));
+        return sb >= sa && b[0].saturating_sub(sb) >= a[0].saturating_sub(sa);
+    }
+    false
+}
+
+/// The tables and columns that exist before the downgrade and not after (or narrowed), from
+/// the two schema headers. Counts are filled in later, from the before-copy.
+#[derive(Debug, Default)]
+pub struct SchemaLoss {
+    pub candidates: Vec<Loss>,
+}
+
+impl DiffSink for SchemaLoss {
+    fn header(&mut self, before: &Header, after: &Header) -> Result<()> {
+        let tables = |h: &Header| h.schema.get("tables").and_then(Value::as_object).cloned();
+        let (Some(before), after) = (tables(before), tables(after).unwrap_or_default()) else {
+            return Ok(());
+        };
+        let candidate = |table: &str, column: Option<&str>, kind| Loss {
+            name: match column {
+                Some(c) => format!("{table}.{c}"),
+                None => table.to_string(),
+            },
+            table: table.to_string(),
+            column: column.map(str::to_string),
+            kind,
+            count: 0,
+            acknowledged: false,
+        };
+        let columns = |t: &Value| t.get("columns").and_then(Value::as_object).cloned();
+        for (table, b) in &before {
+            let Some(a) = after.get(table) else {
+                self.candidates
+                    .push(candidate(table, None, LossKind::Table));
+                continue;
+            };
+            let (cb, ca) = (
+                columns(b).unwrap_or_default(),
+                columns(a).unwrap_or_default(),
+            );
+            for (column, def) in &cb {
+                let type_of = |d: &Value| d.get("type").and_then(Value::as_str).map(String::from);
+                let kind = match ca.get(column) {
+                    None => LossKind::Column,
+                    Some(after_def) => match (type_of(def), type_of(after_def)) {
+                        (Some(from), Some(to)) if !widens(&from, &to) => {
+                            LossKind::Narrowed { from, to }
+                        }
+                        _ => continue,
+                    },
+                };
+                self.candidates
+                    .push(candidate(table, Some(column.as_str()), kind));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The built-in `data-lost` rule: every loss with data is a finding, unless `allow_lost` names
+/// it (then it is reported as acknowledged). Losses of nothing (an empty table, an all-NULL
+/// column) are not findings. An `allow_lost` name that matches no loss is noted.
+pub fn data_lost(losses: &mut [Loss], allow_lost: &[String]) -> Result<CheckResult> {
+    let mut findings = Findings::default();
+    let mut notes = Vec::new();
+    for loss in losses.iter_mut().filter(|l| l.count > 0) {
+        loss.acknowledged = allow_lost.contains(&loss.name);
+        if loss.acknowledged {
+            notes.push(format!(
+                "acknowledged (allow_lost): {}: {}",
+                loss.name,
+                loss.describe()
+            ));
+            continue;
+        }
+        findings.push(Finding {
+            table: Some(loss.table.clone()),
+            ..Finding::plain(
+                "data-lost",
+                format!("{}: {}", loss.name, loss.describe()),
+                loss.pointer(),
+            )
+        })?;
+    }
+    for name in allow_lost {
+        if !losses.iter().any(|l| l.count > 0 && &l.name == name) {
+            notes.push(format!(
+                "allow_lost names {name}, which lost nothing in this run"
+            ));
+        }
+    }
+    let mut result = CheckResult::new(
+        "data-lost",
+        "rule data-lost (no table or column that held data is dropped or narrowed)".into(),
+        findings,
+    );
+    result.notes = notes;
+    Ok(result)
+}
+
+// ------------------------------------------------------------------------------------- no-op
+
+/// The `no-op` check: a downgrade that changed nothing at all (0 operations) proves nothing.
+pub fn no_op(ops: u64, allow: bool) -> Result<Option<CheckResult>> {
+    if ops > 0 {
+        return Ok(None);
+    }
+    let mut findings = Findings::default();
+    let name = "no-op: the downgrade changed something".to_string();
+    if allow {
+        let mut result = CheckResult::new("no-op", name, findings);
+        result.notes = vec!["it changed nothing (0 operations); allowed by allow_noop".into()];
+        return Ok(Some(result));
+    }
+    findings.push(Finding::plain(
+        "no-op",
+        "the downgrade connected but changed nothing (0 operations): nothing was rolled back; if that is intended, set allow_noop = true",
+        "",
+    ))?;
+    Ok(Some(CheckResult::new("no-op", name, findings)))
+}
+
+/// The revision did not move although one is known and none was expected: a finding of the
+/// `revision` check.
+pub fn revision_unmoved(revision: &Value) -> Result<CheckResult> {
+    let mut findings = Findings::default();
+    findings.push(Finding {
+        rule: "revision".into(),
+        message: "the downgrade left the revision where it was".into(),
+        table: None,
+        key: None,
+        path: "/alembic_version".into(),
+        before: Some(revision.clone()),
+        expected: None,
+        actual: Some(revision.clone()),
+    })?;
+    Ok(CheckResult::new(
+        "revision",
+        "revision: the downgrade moves alembic_version".into(),
+        findings,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::widens;
+
+    #[test]
+    fn widening_is_known_and_everything_else_narrows() {
+        for (from, to) in [
+            ("smallint", "integer"),
+            ("integer", "bigint"),
+            ("integer", "numeric"),
+            ("real", "double precision"),
+            ("character varying(50)", "character varying(255)"),
+            ("character varying(50)", "text"),
+            ("text", "character varying"),
+            ("numeric(10,2)", "numeric(12,2)"),
+            ("numeric(10,2)", "numeric"),
+            ("jsonb", "json"),
+        ] {
+            assert!(widens(from, to), "{from} -> {to}");
+        }
+        for (from, to) in [
+            ("bigint", "integer"),
+            ("character varying(255)", "character varying(50)"),
+            ("text", "character varying(20)"),
+            ("numeric(12,2)", "numeric(10,2)"),
+            ("numeric(10,2)", "numeric(10,1)"),
+            ("numeric", "numeric(10,2)"),
+            ("json", "jsonb"),
+            ("timestamp with time zone", "date"),
+            ("text", "integer"),
+            ("character(3)", "text"),
+            ("double precision", "real"),
+        ] {
+            assert!(!widens(from, to), "{from} -> {to}");
+        }
     }
 }

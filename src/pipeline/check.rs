@@ -1,5 +1,6 @@
 //! check = boot once → per case: restore → [copy original → upgrade] → copy before →
-//!         downgrade → diff before/after (+ rules) → [diff original/after] → report.
+//!         downgrade → diff before/after (+ rules) → [diff original/after]
+//!         → [re-upgrade → diff before/re-upgraded] → report.
 //!
 //! Each state is a `CREATE DATABASE ... TEMPLATE` copy taken before the next step runs; states
 //! are then streamed side by side, so memory does not grow with the number of rows. Several
@@ -8,19 +9,19 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use json_patch::PatchOperation;
-
 use super::{
-    BEFORE_DB, ORIGINAL_DB, WORK_DB, audit_inputs, boot, copy_database, describe_step,
+    BEFORE_DB, ORIGINAL_DB, WORK_DB, audit_inputs, boot, copy_database, data_lost, describe_step,
     diff_databases, dump_fact, restore_work, server_fact, tables_after, tables_of, warn_keyless,
 };
 use crate::baseline::{self, AfterSnapshot, Redacting};
-use crate::cli::{CheckPlan, OutputFormat};
+use crate::cli::{CheckPlan, OutputFormat, RoundTripDirection};
 use crate::diff::{DiffSink, SchemaChanges, Summary, Tee};
-use crate::downgrade::{self, Kind, RunOptions};
+use crate::downgrade::{self, Kind, RunOptions, Step};
 use crate::error::{Error, Result};
 use crate::expect::patch::ExpectedPatch;
-use crate::expect::rules::{AfterState, MetadataRestored, RoundTrip, RowsPreserved};
+use crate::expect::rules::{
+    self, AfterState, Loss, MetadataRestored, RoundTrip, RowsPreserved, SchemaLoss,
+};
 use crate::expect::shape::NewShape;
 use crate::expect::{CheckResult, Finding, Findings};
 use crate::report::audit::{self, Audit, Section};
@@ -37,7 +38,8 @@ static NO_TABLES: std::collections::BTreeMap<String, crate::diff::TableCounts> =
 struct CaseOutcome {
     phases: Vec<(&'static str, Duration)>,
     summary: Summary,
-    schema: Vec<PatchOperation>,
+    schema: SchemaChanges,
+    losses: Vec<Loss>,
     results: Vec<CheckResult>,
 }
 
@@ -50,7 +52,8 @@ impl CaseOutcome {
         Ok(CaseOutcome {
             phases: Vec::new(),
             summary: Summary::default(),
-            schema: Vec::new(),
+            schema: SchemaChanges::default(),
+            losses: Vec::new(),
             results: vec![CheckResult::new("error", name, findings)],
         })
     }
@@ -112,7 +115,11 @@ async fn run_case(
         }
     }
 
-    if let Some(rt) = &plan.roundtrip {
+    let up_first = plan
+        .roundtrip
+        .as_ref()
+        .filter(|rt| rt.direction == RoundTripDirection::UpFirst);
+    if let Some(rt) = up_first {
         let started = Instant::now();
         copy_database(server, WORK_DB, ORIGINAL_DB).await?;
         progress(format!("running upgrade {}", rt.upgrade.describe()));
@@ -137,7 +144,7 @@ async fn run_case(
         timeout: plan.downgrade_timeout,
         superuser: plan.downgrade_superuser,
     };
-    downgrade::run(server, WORK_DB, &plan.downgrade, opts).await?;
+    let downgrade_output = downgrade::run(server, WORK_DB, &plan.downgrade, opts).await?;
     phases.push(("downgrade", started.elapsed()));
 
     let started = Instant::now();
@@ -157,6 +164,7 @@ async fn run_case(
     let mut after_state = (!plan.after.is_empty()).then(|| AfterState::new(&plan.after));
     let mut new_shape = plan.new_shape.map(NewShape::new);
     let mut schema = SchemaChanges::default();
+    let mut schema_loss = SchemaLoss::default();
     let mut after_snapshot = match &plan.expect_after {
         Some(_) => Some(AfterSnapshot::new(&plan.volatile)?),
         None => None,
@@ -172,8 +180,12 @@ async fn run_case(
             volatile: &plan.volatile,
             inner: &mut facing,
         };
-        let mut sinks: Vec<&mut dyn DiffSink> =
-            vec![&mut rows_preserved, &mut schema, &mut redacting];
+        let mut sinks: Vec<&mut dyn DiffSink> = vec![
+            &mut rows_preserved,
+            &mut schema,
+            &mut schema_loss,
+            &mut redacting,
+        ];
         sinks.extend(metadata.iter_mut().map(|m| m as &mut dyn DiffSink));
         sinks.extend(after_state.iter_mut().map(|a| a as &mut dyn DiffSink));
         sinks.extend(new_shape.iter_mut().map(|a| a as &mut dyn DiffSink));
@@ -198,7 +210,48 @@ async fn run_case(
         )?;
         results.push(result);
     }
+    // The downgrade must be seen to do something: a known revision that did not move with
+    // nothing else changed means it migrated some other database (exit 2); a revision that did
+    // not move is a finding; a downgrade that changed nothing at all is the no-op check's.
+    let expects_revision = plan.after.revision.is_some();
+    if schema.revision_unmoved() && !expects_revision {
+        if summary.ops() == 0 {
+            let at = crate::report::show_rev(&schema.revision_before());
+            let what = plan.downgrade.describe();
+            let problem = match &plan.downgrade {
+                Step::Sql(_) => format!(
+                    "{what} changed nothing and left the revision at {at}: nothing was rolled back"
+                ),
+                Step::Command(spec) => format!(
+                    "{what} connected to the throwaway database but changed nothing there and left the revision at {at}: it most likely migrated another database; it must read its connection from {} (or --url-env) or the PG* variables{}",
+                    spec.url_env,
+                    match spec.inherited_connections() {
+                        names if names.is_empty() => String::new(),
+                        names => format!(
+                            "; it inherits {} (--isolate-env drops them)",
+                            names.join(", ")
+                        ),
+                    }
+                ),
+            };
+            return Err(Error::Downgrade {
+                kind: Kind::Downgrade,
+                problem,
+                output: crate::error::tail(&downgrade_output, 30),
+            });
+        }
+        results.push(rules::revision_unmoved(&schema.revision.0)?);
+    }
+    results.extend(rules::no_op(summary.ops(), plan.allow_noop)?);
     results.push(rows_preserved.finish());
+    let (losses, lost) = data_lost(
+        server,
+        BEFORE_DB,
+        std::mem::take(&mut schema_loss.candidates),
+        &plan.allow_lost,
+    )
+    .await?;
+    results.push(lost);
     for m in metadata {
         results.push(m.finish()?);
     }
@@ -210,15 +263,44 @@ async fn run_case(
     }
     phases.push(("diff+check", started.elapsed()));
 
-    if let Some(rt) = &plan.roundtrip {
+    if let Some(rt) = up_first {
         let started = Instant::now();
         progress("diffing original → after (round trip)");
         let original_tables = tables_of(server, ORIGINAL_DB, &wanted, &dump.path).await?;
         let after_tables =
             tables_after(server, WORK_DB, &wanted, &original_tables, &dump.path).await?;
-        let mut roundtrip = RoundTrip::new(&rt.ignore);
+        let name = "round trip: after upgrade + downgrade the data equals the original";
+        let mut roundtrip = RoundTrip::new(name, &rt.ignore, &plan.volatile);
         let (original, after) = ((ORIGINAL_DB, original_tables), (WORK_DB, after_tables));
         diff_databases(server, original, after, &mut roundtrip).await?;
+        results.push(roundtrip.finish());
+        phases.push(("round trip", started.elapsed()));
+    }
+    let down_then_up = plan
+        .roundtrip
+        .as_ref()
+        .filter(|rt| rt.direction == RoundTripDirection::DownThenUp);
+    if let Some(rt) = down_then_up {
+        // The main diff is done: the working database may move on, up again.
+        let started = Instant::now();
+        progress(format!(
+            "running upgrade {} (round trip)",
+            rt.upgrade.describe()
+        ));
+        let opts = RunOptions {
+            kind: Kind::Upgrade,
+            timeout: plan.downgrade_timeout,
+            superuser: plan.downgrade_superuser,
+        };
+        downgrade::run(server, WORK_DB, &rt.upgrade, opts).await?;
+        progress("diffing before → downgraded and upgraded again (round trip)");
+        let before_tables = tables_of(server, BEFORE_DB, &wanted, &dump.path).await?;
+        let again_tables =
+            tables_after(server, WORK_DB, &wanted, &before_tables, &dump.path).await?;
+        let name = "round trip: after downgrade + upgrade the data equals the dump's";
+        let mut roundtrip = RoundTrip::new(name, &rt.ignore, &plan.volatile);
+        let (before, again) = ((BEFORE_DB, before_tables), (WORK_DB, again_tables));
+        diff_databases(server, before, again, &mut roundtrip).await?;
         results.push(roundtrip.finish());
         phases.push(("round trip", started.elapsed()));
     }
@@ -235,7 +317,8 @@ async fn run_case(
     Ok(CaseOutcome {
         phases,
         summary,
-        schema: schema.0,
+        schema,
+        losses,
         results,
     })
 }
@@ -248,6 +331,9 @@ pub async fn check(plans: &[CheckPlan]) -> Result<bool> {
         .iter()
         .map(|p| restore::inspect(&p.input.dump))
         .collect::<Result<_>>()?;
+    for plan in plans {
+        plan.downgrade.note_inherited_connections();
+    }
     let mut phases = Vec::new();
     let server = boot(&plans[0].input, &dumps, &mut phases).await?;
     let mut outcomes = Vec::new();
@@ -333,6 +419,7 @@ fn write_outputs(
             summary: &outcome.summary,
             patch_out: plan.patch_out.as_deref(),
             schema: &outcome.schema,
+            losses: &outcome.losses,
             results: &mut outcome.results,
         })
         .collect();
@@ -408,18 +495,23 @@ fn write_outputs(
                     Some(name) => format!("case {name}: before → after the downgrade"),
                     None => "before → after the downgrade".into(),
                 },
-                headlines: vec![format!(
-                    "patch: {} operations ({} schema, {} data){}",
-                    r.summary.ops(),
-                    r.summary.schema_ops,
-                    r.summary.data_ops,
+                headlines: std::iter::once(format!(
+                    "patch: {}{}",
+                    crate::report::patch_counts(r.summary),
                     r.patch_out
                         .map(|p| format!(", written to {}", p.display()))
                         .unwrap_or_default()
-                )],
+                ))
+                .chain(
+                    r.losses
+                        .iter()
+                        .filter(|l| l.count > 0)
+                        .map(|l| format!("lost {}", crate::report::loss_line(l))),
+                )
+                .collect(),
                 phases: r.phases,
                 tables: &r.summary.tables,
-                schema: r.schema,
+                schema: &r.schema.ops,
                 results: r.results,
             })
             .collect();
@@ -445,7 +537,12 @@ fn write_outputs(
         };
         audit::write(&audit, path)?;
     }
-    let built_in = ["rows-preserved", crate::expect::shape::RULE];
+    let built_in = [
+        "rows-preserved",
+        "data-lost",
+        "no-op",
+        crate::expect::shape::RULE,
+    ];
     for r in &reports {
         if r.results.iter().all(|c| built_in.contains(&c.id.as_str())) {
             note(format!(

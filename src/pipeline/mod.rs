@@ -14,6 +14,7 @@ use crate::cli::{InputPlan, SnapshotPlan};
 use crate::diff;
 use crate::downgrade::Step;
 use crate::error::{Error, Result, db_message};
+use crate::expect::rules::{self, Loss};
 use crate::report::audit::Input;
 use crate::report::{AtomicFile, PatchWriter, note, progress, secs};
 use crate::restore::{self, Dump};
@@ -204,6 +205,27 @@ async fn diff_databases(
         sink,
     )
     .await
+}
+
+/// The losses `candidates` (from `expect::rules::SchemaLoss`) with their counts, read from
+/// the before-copy `before_db` (server-side counts: no row is read for them), then judged by
+/// the data-lost rule.
+async fn data_lost(
+    server: &Server,
+    before_db: &str,
+    mut candidates: Vec<Loss>,
+    allow_lost: &[String],
+) -> Result<(Vec<Loss>, crate::expect::CheckResult)> {
+    if !candidates.is_empty() {
+        let client = server.connect(before_db).await?;
+        for loss in candidates.iter_mut() {
+            loss.count = db::count(&client, &loss.table, loss.column.as_deref())
+                .await?
+                .unwrap_or(0);
+        }
+    }
+    let result = rules::data_lost(&mut candidates, allow_lost)?;
+    Ok((candidates, result))
 }
 
 /// The tables of `dbname` to snapshot.

@@ -7,14 +7,14 @@
 use std::time::{Instant, SystemTime};
 
 use super::{
-    BEFORE_DB, WORK_DB, audit_inputs, boot_and_restore, copy_database, describe_step,
+    BEFORE_DB, WORK_DB, audit_inputs, boot_and_restore, copy_database, data_lost, describe_step,
     diff_databases, drop_databases, dump_fact, server_fact, tables_after, tables_of,
 };
 use crate::cli::{OutputFormat, WalkPlan};
 use crate::diff::{DiffSink, SchemaChanges, Tee};
-use crate::downgrade::{self, Kind, RunOptions};
+use crate::downgrade::{self, Kind, RunOptions, Step};
 use crate::error::{Error, Result};
-use crate::expect::rules::RowsPreserved;
+use crate::expect::rules::{RowsPreserved, SchemaLoss};
 use crate::expect::shape::NewShape;
 use crate::report::audit::{self, Audit, Section};
 use crate::report::ci::{self, Suite};
@@ -70,10 +70,24 @@ async fn step(
     let step_time = started.elapsed();
     let to = revision(server, plan).await?;
     if to == from {
+        // It connected (downgrade::run saw it), yet the revision stayed: either the command
+        // does not step down, or it migrated another database and only looked at this one.
+        let (url_env, inherited) = match &plan.step {
+            Step::Command(spec) => (spec.url_env.as_str(), spec.inherited_connections()),
+            Step::Sql(_) => ("PG*", Vec::new()),
+        };
+        let suspects = if inherited.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; or it migrated another database: it inherits {} (--isolate-env drops them)",
+                inherited.join(", ")
+            )
+        };
         return Err(Error::Config(format!(
-            "walk step {number}: {} left the revision at {}; the step command must move exactly one revision down (--step-cmd)",
+            "walk step {number}: {} left the revision at {}; the step command must move exactly one revision down (--step-cmd) on the database it gets in {url_env} and PG*{suspects}",
             plan.step.describe(),
-            show_rev(&from)
+            show_rev(&from),
         )));
     }
 
@@ -83,13 +97,17 @@ async fn step(
     let mut rows_preserved = RowsPreserved::default();
     let mut new_shape = plan.new_shape.map(NewShape::new);
     let mut schema = SchemaChanges::default();
+    let mut schema_loss = SchemaLoss::default();
     let summary = {
-        let mut sinks: Vec<&mut dyn DiffSink> = vec![&mut rows_preserved, &mut schema];
+        let mut sinks: Vec<&mut dyn DiffSink> =
+            vec![&mut rows_preserved, &mut schema, &mut schema_loss];
         sinks.extend(new_shape.iter_mut().map(|n| n as &mut dyn DiffSink));
         let (before, after) = ((BEFORE_DB, before_tables), (WORK_DB, after_tables));
         diff_databases(server, before, after, &mut Tee(sinks)).await?
     };
-    let mut results = vec![rows_preserved.finish()];
+    let (losses, lost) =
+        data_lost(server, BEFORE_DB, schema_loss.candidates, &plan.allow_lost).await?;
+    let mut results = vec![rows_preserved.finish(), lost];
     if let Some(n) = new_shape {
         results.push(n.finish()?);
     }
@@ -98,7 +116,8 @@ async fn step(
         to,
         phases: vec![("step", step_time), ("diff+check", started.elapsed())],
         summary,
-        schema: schema.0,
+        schema,
+        losses,
         results,
     })
 }
@@ -106,6 +125,7 @@ async fn step(
 pub async fn walk(plan: &WalkPlan) -> Result<bool> {
     let started_at = SystemTime::now();
     plan.step.validate()?;
+    plan.step.note_inherited_connections();
     let mut phases = Vec::new();
     let (dump, server) = boot_and_restore(&plan.input, &mut phases).await?;
     let start = revision(&server, plan).await?;
@@ -211,7 +231,7 @@ pub async fn walk(plan: &WalkPlan) -> Result<bool> {
                     headlines: s.headlines(),
                     phases: &s.phases,
                     tables: &s.summary.tables,
-                    schema: &s.schema,
+                    schema: &s.schema.ops,
                     results: &s.results,
                 })
                 .collect(),

@@ -16,8 +16,9 @@ use std::time::Duration;
 use json_patch::PatchOperation;
 use serde_json::{Value, json};
 
-use crate::diff::{DiffSink, Summary};
+use crate::diff::{DiffSink, SchemaChanges, Summary};
 use crate::error::{Error, Result};
+use crate::expect::rules::{Loss, LossKind};
 use crate::expect::{CheckResult, Severity};
 
 /// How many findings per check the human output lists.
@@ -88,16 +89,141 @@ pub fn phases_text(phases: &[(&'static str, Duration)]) -> String {
     parts.join(", ")
 }
 
-/// One `table` line per table: rows before and after, changed, added, removed.
+/// One `table` line per table: rows before and after, changed, added, removed; a dropped or
+/// created table says so. Unchanged tables are one summary line unless --verbose.
 fn write_tables(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
+    let verbose = VERBOSE.load(Ordering::Relaxed);
+    let mut unchanged = 0;
     for (table, c) in &summary.tables {
-        writeln!(
-            out,
-            "table     {table}: {} rows before, {} after ({} changed, {} added, {} removed)",
-            c.rows_before, c.rows_after, c.changed, c.added, c.removed
-        )?;
+        if c.dropped {
+            writeln!(
+                out,
+                "table     {table}: {} rows before, table dropped",
+                c.rows_before
+            )?;
+        } else if c.created {
+            writeln!(
+                out,
+                "table     {table}: table created, {} rows after",
+                c.rows_after
+            )?;
+        } else if c.unchanged() && !verbose {
+            unchanged += 1;
+        } else {
+            writeln!(
+                out,
+                "table     {table}: {} rows before, {} after ({} changed, {} added, {} removed)",
+                c.rows_before, c.rows_after, c.changed, c.added, c.removed
+            )?;
+        }
+    }
+    if unchanged > 0 {
+        let s = if unchanged == 1 { "" } else { "s" };
+        writeln!(out, "table     {unchanged} table{s} unchanged")?;
     }
     Ok(())
+}
+
+/// A schema value for one line: a definition, a string's first line, or compact JSON, cut.
+fn brief(value: &Value) -> String {
+    const MAX: usize = 160;
+    let text = match value {
+        Value::String(s) => s.lines().next().unwrap_or("").to_string(),
+        Value::Object(o) => match o.get("definition") {
+            Some(Value::String(d)) => d.lines().next().unwrap_or("").to_string(),
+            _ => value.to_string(),
+        },
+        _ => value.to_string(),
+    };
+    let more = match value {
+        Value::String(s) => s.lines().nth(1).is_some(),
+        _ => false,
+    };
+    if text.chars().count() > MAX || more {
+        let cut: String = text.chars().take(MAX).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}
+
+/// `schema    N changes` and one line per operation with what it changes: `add` the new
+/// definition, `remove` the old one, `replace` old → new.
+fn write_schema(out: &mut dyn Write, schema: &SchemaChanges) -> io::Result<()> {
+    let n = schema.ops.len();
+    writeln!(out, "schema    {n} change{}", if n == 1 { "" } else { "s" })?;
+    for (op, was) in schema.ops.iter().zip(&schema.was) {
+        let (kind, path) = (op_name(op), op.path());
+        let detail = match (op, was) {
+            (PatchOperation::Add(a), _) => brief(&a.value),
+            (PatchOperation::Replace(r), Some(was)) => {
+                format!("{} → {}", brief(was), brief(&r.value))
+            }
+            (PatchOperation::Replace(r), None) => brief(&r.value),
+            (PatchOperation::Remove(_), Some(was)) => format!("was {}", brief(was)),
+            _ => String::new(),
+        };
+        writeln!(out, "          {kind:<8} {path}  {detail}")?;
+    }
+    Ok(())
+}
+
+/// `revision  b2c3 → a1b2` (or `unchanged at ...`), when the dump has one.
+fn write_revision(out: &mut dyn Write, schema: &SchemaChanges) -> io::Result<()> {
+    let rev = |v: &Value| -> Option<Vec<String>> {
+        v.as_array().map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+    };
+    match (rev(&schema.revision.0), rev(&schema.revision.1)) {
+        (None, None) => Ok(()),
+        (b, a) if b == a => writeln!(
+            out,
+            "revision  unchanged at {}",
+            show_rev(&b.unwrap_or_default())
+        ),
+        (b, a) => {
+            let show = |r: Option<Vec<String>>| match r {
+                Some(r) => show_rev(&r),
+                None => "(no revision table)".into(),
+            };
+            writeln!(out, "revision  {} → {}", show(b), show(a))
+        }
+    }
+}
+
+/// The losses for the JSON outputs (README "Result JSON", `data_lost`).
+fn losses_json(losses: &[Loss]) -> Vec<Value> {
+    losses
+        .iter()
+        .filter(|l| l.count > 0)
+        .map(|l| {
+            let (kind, from, to) = match &l.kind {
+                LossKind::Table => ("table dropped", None, None),
+                LossKind::Column => ("column dropped", None, None),
+                LossKind::Narrowed { from, to } => ("column narrowed", Some(from), Some(to)),
+            };
+            let mut v = json!({"name": l.name, "kind": kind, "count": l.count, "acknowledged": l.acknowledged});
+            if let (Some(from), Some(to)) = (from, to) {
+                v["from_type"] = json!(from);
+                v["to_type"] = json!(to);
+            }
+            v
+        })
+        .collect()
+}
+
+/// `public.t: table dropped with 342 rows (acknowledged)`: a loss for humans.
+pub fn loss_line(loss: &Loss) -> String {
+    let ack = if loss.acknowledged {
+        " (acknowledged)"
+    } else {
+        ""
+    };
+    format!("{}: {}{ack}", loss.name, loss.describe())
 }
 
 /// The first lines of a human report: the dump and the server.
@@ -274,8 +400,10 @@ pub struct CheckReport<'a> {
     pub phases: &'a [(&'static str, Duration)],
     pub summary: &'a Summary,
     pub patch_out: Option<&'a Path>,
-    /// The `/schema/...` operations.
-    pub schema: &'a [PatchOperation],
+    /// The `/schema/...` operations and the revision on both sides.
+    pub schema: &'a SchemaChanges,
+    /// Tables and columns dropped or narrowed, with their counts.
+    pub losses: &'a [Loss],
     pub results: &'a mut [CheckResult],
 }
 
@@ -319,17 +447,12 @@ impl CheckReport<'_> {
         }
         writeln!(out, "downgrade {}", self.downgrade)?;
         writeln!(out, "timing    {}", phases_text(self.phases))?;
+        write_revision(out, self.schema)?;
         write_tables(out, self.summary)?;
-        write!(
-            out,
-            "patch     {} operations ({} schema, {} data)",
-            self.summary.ops(),
-            self.summary.schema_ops,
-            self.summary.data_ops
-        )?;
-        match self.patch_out {
-            Some(p) => writeln!(out, ", written to {}", p.display())?,
-            None => writeln!(out)?,
+        write_schema(out, self.schema)?;
+        writeln!(out, "patch     {}", patch_counts(self.summary))?;
+        if let Some(p) = self.patch_out {
+            writeln!(out, "          written to {}", p.display())?;
         }
         writeln!(out)?;
         write_results(out, self.results)?;
@@ -369,7 +492,8 @@ impl CheckReport<'_> {
             "downgrade": self.downgrade,
             "timing_seconds": timing_json(self.phases),
             "tables": self.summary.tables,
-            "patch": {"operations": self.summary.ops(), "schema": self.summary.schema_ops, "data": self.summary.data_ops},
+            "patch": patch_json(self.summary),
+            "data_lost": losses_json(self.losses),
             "checks": checks_json(self.results),
         });
         if let Some(case) = self.case {
@@ -381,6 +505,26 @@ impl CheckReport<'_> {
     }
 }
 
+/// `122 operations (1 revision, 2 schema, 119 data)`: the same counts in every output.
+pub fn patch_counts(summary: &Summary) -> String {
+    format!(
+        "{} operations ({} revision, {} schema, {} data)",
+        summary.ops(),
+        summary.revision_ops,
+        summary.schema_ops,
+        summary.data_ops
+    )
+}
+
+fn patch_json(summary: &Summary) -> Value {
+    json!({
+        "operations": summary.ops(),
+        "revision": summary.revision_ops,
+        "schema": summary.schema_ops,
+        "data": summary.data_ops,
+    })
+}
+
 /// One step of a walk: revision `from` → `to`, what it changed, what the rules found.
 pub struct WalkStep {
     pub from: Vec<String>,
@@ -388,7 +532,9 @@ pub struct WalkStep {
     pub phases: Vec<(&'static str, Duration)>,
     pub summary: Summary,
     /// The `/schema/...` operations.
-    pub schema: Vec<PatchOperation>,
+    pub schema: SchemaChanges,
+    /// Tables and columns dropped or narrowed, with their counts.
+    pub losses: Vec<Loss>,
     pub results: Vec<CheckResult>,
 }
 
@@ -408,12 +554,13 @@ impl WalkStep {
             .collect()
     }
 
-    /// "lost N rows of T", "dropped T with N rows": what a reader of the step needs first.
+    /// Every loss of the step, for humans: rows that disappeared, then tables and columns
+    /// dropped or narrowed with data (acknowledged ones say so).
     pub fn headlines(&self) -> Vec<String> {
         let lost = self.lost().into_iter();
         let lost = lost.map(|(t, n)| format!("lost {n} rows of {t}"));
-        let dropped = self.dropped().into_iter();
-        lost.chain(dropped.map(|(t, n)| format!("dropped {t} with {n} rows")))
+        let dropped = self.losses.iter().filter(|l| l.count > 0);
+        lost.chain(dropped.map(|l| format!("lost {}", loss_line(l))))
             .collect()
     }
 
@@ -422,12 +569,7 @@ impl WalkStep {
         self.summary
             .tables
             .iter()
-            .filter(|(t, _)| {
-                let path = jsonptr::PointerBuf::from_tokens(["schema", "tables", t.as_str()]);
-                self.schema
-                    .iter()
-                    .any(|op| matches!(op, PatchOperation::Remove(r) if r.path == path))
-            })
+            .filter(|(_, c)| c.dropped)
             .map(|(t, c)| (t.as_str(), c.rows_before))
             .collect()
     }
@@ -476,32 +618,33 @@ impl WalkReport<'_> {
         for step in self.steps.iter() {
             writeln!(out)?;
             writeln!(out, "== {} ({})", step.title(), phases_text(&step.phases))?;
-            for (table, n) in step.lost() {
-                writeln!(out, "lost      {n} rows of {table}")?;
-            }
-            for (table, n) in step.dropped() {
-                writeln!(out, "dropped   {table} with {n} rows")?;
-            }
-            let s = if step.schema.len() == 1 { "" } else { "s" };
-            writeln!(out, "schema    {} change{s}", step.schema.len())?;
-            for op in &step.schema {
-                let (kind, path) = (op_name(op), op.path());
-                writeln!(out, "          {kind:<8} {path}")?;
+            for line in step.headlines() {
+                let what = line.strip_prefix("lost ").unwrap_or(&line);
+                writeln!(out, "lost      {what}")?;
             }
             write_tables(out, &step.summary)?;
+            write_schema(out, &step.schema)?;
+            writeln!(out, "patch     {}", patch_counts(&step.summary))?;
             write_results(out, &step.results)?;
         }
         writeln!(out)?;
+        // Every loss of the whole walk, failing or acknowledged: the summary a reader keeps.
         let losses: Vec<String> = self
             .steps
             .iter()
             .flat_map(|s| {
-                s.lost()
+                let title = s.title();
+                s.headlines()
                     .into_iter()
-                    .map(|(t, n)| format!("{} lost {n} rows of {t}", s.title()))
-                    .collect::<Vec<_>>()
+                    .map(move |line| format!("{title}: {line}"))
             })
             .collect();
+        if !losses.is_empty() {
+            writeln!(out, "losses over the walk:")?;
+            for loss in &losses {
+                writeln!(out, "  {loss}")?;
+            }
+        }
         let failed: Vec<String> = self
             .steps
             .iter()
@@ -526,11 +669,7 @@ impl WalkReport<'_> {
                 out,
                 "walk NOT proven: checks failed in {}",
                 failed.join(", ")
-            )?;
-            for loss in losses {
-                writeln!(out, "  {loss}")?;
-            }
-            Ok(())
+            )
         }
     }
 
@@ -560,9 +699,11 @@ impl WalkReport<'_> {
                 "to": step.to,
                 "timing_seconds": timing_json(&step.phases),
                 "tables": step.summary.tables,
+                "patch": patch_json(&step.summary),
                 "lost_rows": counts(step.lost()),
                 "dropped_tables": counts(step.dropped()),
-                "schema": step.schema,
+                "data_lost": losses_json(&step.losses),
+                "schema": step.schema.ops,
                 "checks": checks_json(&step.results),
             });
             let sep = if i == 0 { "\n    " } else { ",\n    " };

@@ -156,6 +156,35 @@ impl Table {
     }
 }
 
+/// Rows of a table (`column`: None) or non-NULL values of one column, by the table's snapshot
+/// name (`schema.table`); the table's own rows only (`ONLY`: partitions count for
+/// themselves). None when there is no such table.
+pub async fn count(client: &Client, table: &str, column: Option<&str>) -> Result<Option<u64>> {
+    let found = client
+        .query_opt(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname || '.' || c.relname = $1 AND c.relkind IN ('r', 'p')
+              LIMIT 1",
+            &[&table],
+        )
+        .await
+        .map_err(|e| query_error("the table list", e))?;
+    let Some(row) = found else {
+        return Ok(None);
+    };
+    let relation: String = row.get(0);
+    let what = match column {
+        Some(c) => format!("count({})", quote_ident(c)),
+        None => "count(*)".into(),
+    };
+    let row = client
+        .query_one(&format!("SELECT {what} FROM ONLY {relation}"), &[])
+        .await
+        .map_err(|e| query_error(&format!("the size of {table}"), e))?;
+    Ok(Some(row.get::<_, i64>(0) as u64))
+}
+
 /// The snapshot header: alembic revision and schema.
 pub async fn header(client: &Client) -> Result<Header> {
     Ok(Header {

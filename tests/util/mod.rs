@@ -22,6 +22,10 @@ pub fn downgrade_sql() -> PathBuf {
     fixture("onboarding/downgrade.sql")
 }
 
+/// The sample downgrade's intended loss, acknowledged: the 9-state `agent_history` column
+/// (it holds data in every row) goes with the downgrade.
+pub const SAMPLE_LOSS: [&str; 2] = ["--allow-lost", "public.onboarding_states.agent_history"];
+
 pub fn expected_patch() -> PathBuf {
     repo().join("snapshots/onboarding.patch.json")
 }
