@@ -176,6 +176,29 @@ pub struct RunOptions {
 
 /// Run `step` on `dbname`; returns its captured output.
 pub async fn run(server: &Server, dbname: &str, step: &Step, opts: RunOptions) -> Result<String> {
+    match run_judged(server, dbname, step, opts).await? {
+        Ran::Done(output) => Ok(output),
+        Ran::Failed(e) => Err(e),
+    }
+}
+
+/// How a step that could run at all ended.
+pub enum Ran {
+    /// Exit 0, seen on the working database; the captured output.
+    Done(String),
+    /// It ran and exited non-zero (not 127, "command not found"): a verdict on the database it
+    /// ran on, which a round trip's re-upgrade reports as a finding.
+    Failed(Error),
+}
+
+/// `run`, with a step that ran and failed kept apart from one that could not run (not found,
+/// timed out, never connected), which stays an error.
+pub async fn run_judged(
+    server: &Server,
+    dbname: &str,
+    step: &Step,
+    opts: RunOptions,
+) -> Result<Ran> {
     let RunOptions {
         kind,
         timeout,
@@ -213,13 +236,8 @@ pub async fn run(server: &Server, dbname: &str, step: &Step, opts: RunOptions) -
             cmd
         }
     };
-    // Inherited PG* variables (PGSERVICE, PGOPTIONS, another PGHOST...) never reach the
-    // step: the connection is ours alone.
-    for (key, _) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("PG")) {
-            cmd.env_remove(key);
-        }
-    }
+    // Inherited PG* variables never reach the step: the connection is ours alone.
+    process::drop_inherited_pg_env(cmd.as_std_mut());
     for (key, value) in conn.libpq_env(dbname) {
         cmd.env(key, value);
     }
@@ -253,7 +271,7 @@ pub async fn run(server: &Server, dbname: &str, step: &Step, opts: RunOptions) -
                 output: tail(&captured.output, 30),
             });
         }
-        return Ok(captured.output);
+        return Ok(Ran::Done(captured.output));
     }
     let code = captured
         .status
@@ -278,11 +296,15 @@ pub async fn run(server: &Server, dbname: &str, step: &Step, opts: RunOptions) -
         Step::Command(spec) => format!(" (in {})", spec.cwd.display()),
         Step::Sql(_) => String::new(),
     };
-    Err(Error::Downgrade {
+    let error = Error::Downgrade {
         kind,
         problem: format!("{what} exited with {code}{place}: {last}{hint}"),
         output: tail(&captured.output, 30),
-    })
+    };
+    match captured.status.code() {
+        Some(127) | None => Err(error),
+        Some(_) => Ok(Ran::Failed(error)),
+    }
 }
 
 /// The one line for a step that exited 0 without connecting to the working database.

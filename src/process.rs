@@ -30,6 +30,17 @@ pub fn shell_killing_group_on_term(command: &str) -> Command {
     cmd
 }
 
+/// Remove every inherited `PG*` variable (PGSERVICE, PGOPTIONS, another PGHOST...) from
+/// `cmd`'s environment: PostgreSQL's tools read them, and a child of pgsnapdiff connects only
+/// where pgsnapdiff says. Call it before setting the child's own `PG*` variables.
+pub fn drop_inherited_pg_env(cmd: &mut std::process::Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("PG")) {
+            cmd.env_remove(key);
+        }
+    }
+}
+
 /// What went wrong running a child, before judging its exit status.
 pub enum RunError {
     Spawn(std::io::Error),

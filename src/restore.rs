@@ -359,6 +359,7 @@ pub async fn restore(server: &Server, dump: &Dump, dbname: &str) -> Result<()> {
             (cmd, None)
         }
     };
+    process::drop_inherited_pg_env(cmd.as_std_mut());
     cmd.env("PGPASSWORD", &conn.password);
     cmd.env("PGOPTIONS", "-c client_min_messages=warning");
     let captured = match process::run(cmd, stdin, None).await {

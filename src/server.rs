@@ -525,6 +525,7 @@ fn server_user() -> Result<Option<User>> {
 fn server_command(program: PathBuf, user: &Option<User>, cwd: &Path) -> Command {
     let mut cmd = Command::new(program);
     cmd.current_dir(cwd).stdin(Stdio::null());
+    crate::process::drop_inherited_pg_env(&mut cmd);
     if let Some(user) = user {
         let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
         // Drop root's supplementary groups, then gid, then uid, in that order (setgroups needs

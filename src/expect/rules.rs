@@ -611,6 +611,16 @@ impl RoundTrip {
         }
     }
 
+    /// The other direction could not run on the result (e.g. the re-upgrade fails on the
+    /// downgraded database): one finding that says why.
+    pub fn failed(&mut self, why: &str) -> Result<()> {
+        self.findings.push(Finding::plain(
+            "round-trip",
+            format!("the migration cannot go up again from the downgraded database: {why}"),
+            "",
+        ))
+    }
+
     pub fn finish(self) -> CheckResult {
         let ignored = if self.ignored_ops > 0 {
             format!(
@@ -828,11 +838,7 @@ pub fn data_lost(losses: &mut [Loss], allow_lost: &[String]) -> Result<CheckResu
         }
         findings.push(Finding {
             table: Some(loss.table.clone()),
-            ..Finding::plain(
-                "data-lost",
-                format!("{}: {}", loss.name, loss.describe()),
-                loss.pointer(),
-            )
+            ..Finding::plain("data-lost", loss.describe(), loss.pointer())
         })?;
     }
     for name in allow_lost {

@@ -307,3 +307,147 @@ pub fn render_html(html: &Path, png: &Path, profile: &Path) -> String {
     run(&[&format!("--screenshot={}", png.display())]);
     run(&["--dump-dom"])
 }
+
+/// A plain PostgreSQL server that the test starts itself (the system's, Debian 15), not through
+/// pgsnapdiff: it stands in for the user's own database, which a migration must never reach.
+/// Trust authentication on 127.0.0.1; stopped and removed on drop.
+pub struct ScratchServer {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    bin: PathBuf,
+}
+
+impl ScratchServer {
+    /// `Command` for a server binary, as the `postgres` user when we are root.
+    fn as_server_user(&self, tool: &str) -> Command {
+        let path = self.bin.join(tool);
+        if nix_is_root() {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=postgres", "--regid=postgres", "--clear-groups"])
+                .arg(path);
+            cmd
+        } else {
+            Command::new(path)
+        }
+    }
+
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("pgsnapdiff-test-scratch-")
+            .tempdir()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = ScratchServer {
+            dir,
+            port,
+            bin: system_pg_bin(),
+        };
+        if nix_is_root() {
+            let ok = Command::new("chown")
+                .args(["postgres:", s(server.dir.path())])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let data = server.dir.path().join("data");
+        let out = server
+            .as_server_user("initdb")
+            .args([
+                "-D",
+                s(&data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {out:?}");
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off",
+            s(server.dir.path())
+        );
+        let out = server
+            .as_server_user("pg_ctl")
+            .args([
+                "-D",
+                s(&data),
+                "-l",
+                s(&server.dir.path().join("log")),
+                "-w",
+            ])
+            .args(["-o", &options, "start"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl start: {out:?}");
+        server
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// psql on `db`, one value out.
+    pub fn query(&self, db: &str, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.url(db),
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "psql: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// A new database `db` with `dump` (custom format) restored into it.
+    pub fn restore(&self, db: &str, dump: &Path) {
+        self.query("postgres", &format!("CREATE DATABASE {db}"));
+        let out = Command::new(self.bin.join("pg_restore"))
+            .args(["--no-owner", "--exit-on-error", "-d", &self.url(db)])
+            .arg(dump)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_restore: {out:?}");
+    }
+}
+
+impl Drop for ScratchServer {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = self
+            .as_server_user("pg_ctl")
+            .args(["-D", s(&data), "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Copy a directory tree (a fixture project a test changes).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "__pycache__" {
+                copy_dir(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
