@@ -39,11 +39,56 @@ fn readme_main_command_proves_the_sample_rollback() {
     );
     assert!(stdout.contains("PASS  expected patch"), "{stdout}");
     assert!(stdout.contains("PASS  rule rows-preserved"), "{stdout}");
+    // The intended loss is acknowledged in the sample's config, and said.
+    assert!(stdout.contains("PASS  rule data-lost (no table or column that held data is dropped or narrowed)\n      acknowledged (allow_lost): public.onboarding_states.agent_history: column dropped with 12 non-NULL values\n"), "{stdout}");
     assert!(
         stdout
             .trim_end()
             .ends_with("rollback proven, with warnings from new-shape"),
         "{stdout}"
+    );
+}
+
+#[test]
+fn human_report_shows_schema_definitions_and_the_same_counts_as_every_output() {
+    let ctx = Ctx::new();
+    let (result, report) = (ctx.path("result.json"), ctx.path("report.html"));
+    let dump = sample_dump("onboarding.dump");
+    let extra = ["--result-out", s(&result), "--report", s(&report)];
+    let run = check_with(&ctx, s(&dump), s(&downgrade_sql()), &extra);
+    run.assert_code(0);
+    run.assert_stdout("revision  b2c3d4e5f6g7 → a1b2c3d4e5f6\n");
+    // A changed constraint is readable on screen: its old and new definitions.
+    run.assert_stdout(
+        "schema    2 changes
+          remove   /schema/tables/public.onboarding_states/columns/agent_history  was {\"default\":\"'[]'::jsonb\",\"nullable\":false,\"type\":\"jsonb\"}
+          replace  /schema/tables/public.onboarding_states/constraints/valid_current_step/definition  CHECK (((current_step >= 0) AND (current_step <= 9))) → CHECK (((current_step >= 0) AND (current_step <= 11)))
+patch     122 operations (1 revision, 2 schema, 119 data)
+",
+    );
+    // Unchanged tables: one line, unless --verbose.
+    run.assert_stdout("table     1 table unchanged\n");
+    assert!(!run.stdout.contains("table     public.users"));
+    let doc: ResultDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert_eq!(
+        (
+            doc.patch.revision,
+            doc.patch.schema,
+            doc.patch.data,
+            doc.patch.operations
+        ),
+        (1, 2, 119, 122)
+    );
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("Schema changes (2)"), "{html}");
+    assert!(html.contains("122 operations (1 revision, 2 schema, 119 data)"));
+
+    let mut verbose = extra.to_vec();
+    verbose.push("-v");
+    let run = check_with(&ctx, s(&dump), s(&downgrade_sql()), &verbose);
+    run.assert_code(0);
+    run.assert_stdout(
+        "table     public.users: 12 rows before, 12 after (0 changed, 0 added, 0 removed)\n",
     );
 }
 

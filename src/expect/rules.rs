@@ -822,8 +822,13 @@ impl DiffSink for SchemaLoss {
 
 /// The built-in `data-lost` rule: every loss with data is a finding, unless `allow_lost` names
 /// it (then it is reported as acknowledged). Losses of nothing (an empty table, an all-NULL
-/// column) are not findings. An `allow_lost` name that matches no loss is noted.
-pub fn data_lost(losses: &mut [Loss], allow_lost: &[String]) -> Result<CheckResult> {
+/// column) are not findings. With `note_unused`, an `allow_lost` name that matches no loss is
+/// noted (a walk notes them once, over all its steps).
+pub fn data_lost(
+    losses: &mut [Loss],
+    allow_lost: &[String],
+    note_unused: bool,
+) -> Result<CheckResult> {
     let mut findings = Findings::default();
     let mut notes = Vec::new();
     for loss in losses.iter_mut().filter(|l| l.count > 0) {
@@ -841,7 +846,7 @@ pub fn data_lost(losses: &mut [Loss], allow_lost: &[String]) -> Result<CheckResu
             ..Finding::plain("data-lost", loss.describe(), loss.pointer())
         })?;
     }
-    for name in allow_lost {
+    for name in allow_lost.iter().filter(|_| note_unused) {
         if !losses.iter().any(|l| l.count > 0 && &l.name == name) {
             notes.push(format!(
                 "allow_lost names {name}, which lost nothing in this run"

@@ -249,6 +249,7 @@ async fn run_case(
         BEFORE_DB,
         std::mem::take(&mut schema_loss.candidates),
         &plan.allow_lost,
+        true,
     )
     .await?;
     results.push(lost);

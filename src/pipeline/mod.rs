@@ -215,6 +215,7 @@ async fn data_lost(
     before_db: &str,
     mut candidates: Vec<Loss>,
     allow_lost: &[String],
+    note_unused: bool,
 ) -> Result<(Vec<Loss>, crate::expect::CheckResult)> {
     if !candidates.is_empty() {
         let client = server.connect(before_db).await?;
@@ -224,7 +225,7 @@ async fn data_lost(
                 .unwrap_or(0);
         }
     }
-    let result = rules::data_lost(&mut candidates, allow_lost)?;
+    let result = rules::data_lost(&mut candidates, allow_lost, note_unused)?;
     Ok((candidates, result))
 }
 
