@@ -2126,18 +2126,21 @@ fn walk_errors_name_the_step_and_still_report_what_was_walked() {
     assert!(doc.steps.is_empty() && !doc.complete);
 
     // One that connects but does not move the revision.
+    let shop_walk = |ctx: &Ctx, step: &str| {
+        let dump = shop_dump();
+        let args = [
+            "walk",
+            "-c",
+            "/dev/null",
+            "--dump",
+            s(&dump),
+            "--to",
+            "0001",
+        ];
+        ctx.run(&[&args[..], &["--step-cmd", step]].concat())
+    };
     let ctx = Ctx::new();
-    let run = ctx.run(&[
-        "walk",
-        "-c",
-        "/dev/null",
-        "--dump",
-        s(&shop_dump()),
-        "--to",
-        "0001",
-        "--step-cmd",
-        "psql -X -q -c 'SELECT 1' >/dev/null",
-    ]);
+    let run = shop_walk(&ctx, "psql -X -q -c 'SELECT 1' >/dev/null");
     run.assert_code(2);
     assert!(
         run.stderr.contains(
@@ -2149,17 +2152,7 @@ fn walk_errors_name_the_step_and_still_report_what_was_walked() {
 
     // A failing step: its output, then the step and revision it failed at.
     let ctx = Ctx::new();
-    let run = ctx.run(&[
-        "walk",
-        "-c",
-        "/dev/null",
-        "--dump",
-        s(&shop_dump()),
-        "--to",
-        "0001",
-        "--step-cmd",
-        "echo no database for you >&2; exit 3",
-    ]);
+    let run = shop_walk(&ctx, "echo no database for you >&2; exit 3");
     run.assert_code(2);
     assert!(run.stderr.contains("no database for you"), "{}", run.stderr);
     assert!(
