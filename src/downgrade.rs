@@ -307,6 +307,20 @@ pub async fn run_judged(
     }
 }
 
+/// What to suspect when a command did not migrate the throwaway database: the inherited
+/// variables that point at another one (names only), else a settings file.
+fn suspects(spec: &CommandSpec) -> String {
+    let names = spec.inherited_connections();
+    if names.is_empty() {
+        "no inherited variable points at a database, so look for a connection written into a settings file (Django DATABASES, alembic.ini sqlalchemy.url)".to_string()
+    } else {
+        format!(
+            "inherited variables that point at a database: {} (the command may have migrated that one; --isolate-env drops them)",
+            names.join(", ")
+        )
+    }
+}
+
 /// The one line for a step that exited 0 without connecting to the working database.
 fn never_connected(step: &Step, dbname: &str) -> String {
     let what = step.describe();
@@ -315,19 +329,27 @@ fn never_connected(step: &Step, dbname: &str) -> String {
             "{what} exited 0 but never connected to the throwaway database {dbname}; nothing was migrated"
         );
     };
-    let names = spec.inherited_connections();
-    let suspects = if names.is_empty() {
-        "no inherited variable points at a database, so look for a connection written into a settings file (Django DATABASES, alembic.ini sqlalchemy.url)".to_string()
-    } else {
-        format!(
-            "inherited variables that point at a database: {} (the command may have migrated that one; --isolate-env drops them)",
-            names.join(", ")
-        )
-    };
     format!(
-        "{what} exited 0 but never connected to the throwaway database {dbname}, so it migrated nothing here and may have run against another database: the command must read its connection from {} (name another variable with --url-env) or the PG* variables; {suspects}",
-        spec.url_env
+        "{what} exited 0 but never connected to the throwaway database {dbname}, so it migrated nothing here and may have run against another database: the command must read its connection from {} (name another variable with --url-env) or the PG* variables; {}",
+        spec.url_env,
+        suspects(spec)
     )
+}
+
+/// The one line for a downgrade that connected, changed nothing, and left the known revision
+/// `at` where it was.
+pub fn changed_nothing(step: &Step, at: &str) -> String {
+    let what = step.describe();
+    match step {
+        Step::Sql(_) => {
+            format!("{what} changed nothing and left the revision at {at}: nothing was rolled back")
+        }
+        Step::Command(spec) => format!(
+            "{what} connected to the throwaway database but changed nothing there and left the revision at {at}: it most likely migrated another database; it must read its connection from {} (or --url-env) or the PG* variables; {}",
+            spec.url_env,
+            suspects(spec)
+        ),
+    }
 }
 
 /// Sessions the server counted on a database around a step (`pg_stat_database`): the one

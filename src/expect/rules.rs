@@ -907,7 +907,86 @@ pub fn revision_unmoved(revision: &Value) -> Result<CheckResult> {
 
 #[cfg(test)]
 mod tests {
-    use super::widens;
+    use super::{Loss, LossKind, data_lost, no_op, widens};
+
+    fn loss(name: &str, kind: LossKind, count: u64) -> Loss {
+        let (table, column) = match kind {
+            LossKind::Table => (name.to_string(), None),
+            _ => {
+                let (t, c) = name.rsplit_once('.').unwrap();
+                (t.to_string(), Some(c.to_string()))
+            }
+        };
+        Loss {
+            name: name.into(),
+            table,
+            column,
+            kind,
+            count,
+            acknowledged: false,
+        }
+    }
+
+    #[test]
+    fn data_lost_is_one_finding_per_loss_with_data_unless_acknowledged() {
+        let mut losses = vec![
+            loss("public.users", LossKind::Table, 342),
+            loss("public.empty", LossKind::Table, 0),
+            loss("public.t.c", LossKind::Column, 12),
+            loss(
+                "public.t.n",
+                LossKind::Narrowed {
+                    from: "bigint".into(),
+                    to: "integer".into(),
+                },
+                3,
+            ),
+        ];
+        let allow = vec!["public.t.c".to_string(), "public.gone".to_string()];
+        let mut result = data_lost(&mut losses, &allow, true).unwrap();
+        assert!(!result.passed);
+        let mut found = Vec::new();
+        result
+            .findings
+            .for_each(|f| {
+                found.push((f.path.clone(), f.message.clone()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            found,
+            [
+                (
+                    "/schema/tables/public.users".to_string(),
+                    "table dropped with 342 rows".to_string()
+                ),
+                (
+                    "/schema/tables/public.t/columns/n".to_string(),
+                    "column type narrowed from bigint to integer, with 3 non-NULL values"
+                        .to_string()
+                ),
+            ]
+        );
+        assert_eq!(
+            result.notes,
+            [
+                "acknowledged (allow_lost): public.t.c: column dropped with 12 non-NULL values",
+                "allow_lost names public.gone, which lost nothing in this run",
+            ]
+        );
+        assert!(losses[2].acknowledged && !losses[0].acknowledged);
+        // Nothing lost, nothing allowed: a pass with nothing to say.
+        let result = data_lost(&mut [], &[], true).unwrap();
+        assert!(result.passed && result.notes.is_empty());
+    }
+
+    #[test]
+    fn no_op_fails_only_when_nothing_changed_and_it_is_not_allowed() {
+        assert!(no_op(1, false).unwrap().is_none());
+        assert!(!no_op(0, false).unwrap().unwrap().passed);
+        let allowed = no_op(0, true).unwrap().unwrap();
+        assert!(allowed.passed && allowed.notes.len() == 1);
+    }
 
     #[test]
     fn widening_is_known_and_everything_else_narrows() {

@@ -16,7 +16,7 @@ use super::{
 use crate::baseline::{self, AfterSnapshot, Redacting};
 use crate::cli::{CheckPlan, OutputFormat, RoundTripDirection};
 use crate::diff::{DiffSink, SchemaChanges, Summary, Tee};
-use crate::downgrade::{self, Kind, Ran, RunOptions, Step};
+use crate::downgrade::{self, Kind, Ran, RunOptions};
 use crate::error::{Error, Result};
 use crate::expect::patch::ExpectedPatch;
 use crate::expect::rules::{
@@ -210,44 +210,12 @@ async fn run_case(
         )?;
         results.push(result);
     }
-    // The downgrade must be seen to do something: a known revision that did not move with
-    // nothing else changed means it migrated some other database (exit 2); a revision that did
-    // not move is a finding; a downgrade that changed nothing at all is the no-op check's.
-    let expects_revision = plan.after.revision.is_some();
-    if schema.revision_unmoved() && !expects_revision {
-        if summary.ops() == 0 {
-            let at = crate::report::show_rev(&schema.revision_before());
-            let what = plan.downgrade.describe();
-            let problem = match &plan.downgrade {
-                Step::Sql(_) => format!(
-                    "{what} changed nothing and left the revision at {at}: nothing was rolled back"
-                ),
-                Step::Command(spec) => format!(
-                    "{what} connected to the throwaway database but changed nothing there and left the revision at {at}: it most likely migrated another database; it must read its connection from {} (or --url-env) or the PG* variables{}",
-                    spec.url_env,
-                    match spec.inherited_connections() {
-                        names if names.is_empty() => String::new(),
-                        names => format!(
-                            "; it inherits {} (--isolate-env drops them)",
-                            names.join(", ")
-                        ),
-                    }
-                ),
-            };
-            return Err(Error::Downgrade {
-                kind: Kind::Downgrade,
-                problem,
-                output: crate::error::tail(&downgrade_output, 30),
-            });
-        }
-        results.push(rules::revision_unmoved(&schema.revision.0)?);
-    }
-    results.extend(rules::no_op(summary.ops(), plan.allow_noop)?);
+    results.extend(judge_movement(plan, &schema, &summary, &downgrade_output)?);
     results.push(rows_preserved.finish());
     let (losses, lost) = data_lost(
         server,
         BEFORE_DB,
-        std::mem::take(&mut schema_loss.candidates),
+        schema_loss.candidates,
         &plan.allow_lost,
         true,
     )
@@ -328,6 +296,32 @@ async fn run_case(
         losses,
         results,
     })
+}
+
+/// The downgrade must be seen to do something. A known revision that did not move while nothing
+/// else changed means it migrated some other database (an error, exit 2); a revision that did
+/// not move is the `revision` check's finding (unless `[expect] revision` says where it must
+/// be); a downgrade that changed nothing at all is the `no-op` check's.
+fn judge_movement(
+    plan: &CheckPlan,
+    schema: &SchemaChanges,
+    summary: &Summary,
+    downgrade_output: &str,
+) -> Result<Vec<CheckResult>> {
+    let mut results = Vec::new();
+    if schema.revision_unmoved() && plan.after.revision.is_none() {
+        if summary.ops() == 0 {
+            let at = crate::report::show_rev(&schema.revision_before());
+            return Err(Error::Downgrade {
+                kind: Kind::Downgrade,
+                problem: downgrade::changed_nothing(&plan.downgrade, &at),
+                output: crate::error::tail(downgrade_output, 30),
+            });
+        }
+        results.push(rules::revision_unmoved(&schema.revision.0)?);
+    }
+    results.extend(rules::no_op(summary.ops(), plan.allow_noop)?);
+    Ok(results)
 }
 
 pub async fn check(plans: &[CheckPlan]) -> Result<bool> {
