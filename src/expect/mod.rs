@@ -120,19 +120,15 @@ impl Findings {
     }
 
     /// Record a finding that explains all the others (e.g. "rule matched no rows"): it is
-    /// shown first.
+    /// shown first, even beyond the `KEEP` in memory (a check pins at most one such finding,
+    /// so memory stays bounded), and counted once.
     pub fn push_first(&mut self, mut finding: Finding) -> Result<()> {
         crate::redact::finding(&mut finding);
-        if self.shown.len() < KEEP {
-            self.total += 1;
-            self.shown.insert(0, finding);
-            return Ok(());
-        }
-        let last = self.shown.pop().expect("shown is full");
-        self.shown.insert(0, finding);
-        self.total -= 1;
-        self.push(last)?;
         self.total += 1;
+        if finding.key.is_some() {
+            self.rows += 1;
+        }
+        self.shown.insert(0, finding);
         Ok(())
     }
 
@@ -201,5 +197,45 @@ impl CheckResult {
     /// Does this result fail the run?
     pub fn fails(&self) -> bool {
         !self.passed && self.severity == Severity::Error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Finding, Findings, KEEP};
+
+    fn in_row(key: usize) -> Finding {
+        Finding {
+            key: Some(key.to_string()),
+            table: Some("public.t".into()),
+            ..Finding::plain("r", "m", format!("/data/public.t/{key}"))
+        }
+    }
+
+    /// Beyond `KEEP`, findings spill to a temp file; a pinned first finding is still counted
+    /// once, every row once, and every finding visited once, in order.
+    #[test]
+    fn push_first_after_the_spill_counts_nothing_twice() {
+        let mut findings = Findings::default();
+        let n = KEEP + 500;
+        for key in 0..n {
+            findings.push(in_row(key)).unwrap();
+        }
+        findings
+            .push_first(Finding::plain("r", "explains the rest", ""))
+            .unwrap();
+        assert_eq!((findings.total, findings.rows), (n as u64 + 1, n as u64));
+        let mut seen = Vec::new();
+        findings
+            .for_each(|f| {
+                seen.push(f.key.clone());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen.len(), n + 1);
+        assert_eq!(seen[0], None);
+        let keys: Vec<String> = seen[1..].iter().map(|k| k.clone().unwrap()).collect();
+        let want: Vec<String> = (0..n).map(|k| k.to_string()).collect();
+        assert_eq!(keys, want);
     }
 }

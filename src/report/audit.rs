@@ -249,7 +249,8 @@ pub fn write_html(a: &Audit, out: &mut dyn Write) -> io::Result<()> {
         env!("CARGO_PKG_VERSION")
     );
     for (label, value) in &a.facts {
-        let _ = writeln!(h, "<tr><th>{label}</th><td>{}</td></tr>", esc(value));
+        // Labels carry user text too: a [[case]] name.
+        let _ = writeln!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(label), esc(value));
     }
     let _ = writeln!(
         h,
@@ -457,7 +458,7 @@ pub fn write_markdown(a: &Audit, out: &mut dyn Write) -> io::Result<()> {
     let _ = writeln!(m, "| run started | {} |", when(a.started));
     let _ = writeln!(m, "| tool | pgsnapdiff {} |", env!("CARGO_PKG_VERSION"));
     for (label, value) in &a.facts {
-        let _ = writeln!(m, "| {label} | {} |", cell(value));
+        let _ = writeln!(m, "| {} | {} |", cell(label), cell(value));
     }
     let _ = writeln!(m, "| timing | {} |\n", phases_text(a.phases));
     m.push_str("| input | path | bytes | SHA-256 |\n| --- | --- | ---: | --- |\n");
@@ -547,4 +548,50 @@ pub fn write(a: &Audit, path: &Path) -> Result<()> {
     }
     .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     file.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expect::{CheckResult, Finding, Findings};
+
+    /// Every piece of user text (a `[[case]]` name in a fact's label and a section title, a
+    /// table name, a check name, a finding) reaches the HTML escaped.
+    #[test]
+    fn user_text_is_escaped_everywhere_in_the_html() {
+        let evil = "<img src=x onerror=alert(1)>";
+        let mut findings = Findings::default();
+        findings
+            .push(Finding::plain(
+                "data-lost",
+                evil,
+                format!("/schema/tables/{evil}"),
+            ))
+            .unwrap();
+        let results = [CheckResult::new("data-lost", evil.into(), findings)];
+        let tables: BTreeMap<String, TableCounts> =
+            [(evil.to_string(), TableCounts::default())].into();
+        let audit = Audit {
+            command: "check",
+            proven: false,
+            complete: true,
+            started: SystemTime::UNIX_EPOCH,
+            facts: vec![(format!("dump ({evil})"), evil.into())],
+            inputs: Vec::new(),
+            phases: &[],
+            sections: vec![Section {
+                title: format!("case {evil}"),
+                headlines: vec![format!("lost {evil}")],
+                phases: &[],
+                tables: &tables,
+                schema: &[],
+                results: &results,
+            }],
+        };
+        let mut html = Vec::new();
+        write_html(&audit, &mut html).unwrap();
+        let html = String::from_utf8(html).unwrap();
+        assert!(!html.contains("<img"), "{html}");
+        assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    }
 }
