@@ -52,6 +52,20 @@ pub fn venv() -> &'static Path {
     })
 }
 
+/// The Django test project (`tests/fixtures/django`).
+pub fn django_dir() -> PathBuf {
+    fixture("django")
+}
+
+/// `python manage.py ARGS` of the Django test project, with the virtualenv's Python.
+pub fn django(args: &str) -> String {
+    format!(
+        "{} {} {args}",
+        venv().join("bin/python").display(),
+        django_dir().join("manage.py").display()
+    )
+}
+
 /// `ALEMBIC ARGS`, with the virtualenv's alembic.
 pub fn alembic(args: &str) -> String {
     format!("{} {args}", venv().join("bin/alembic").display())
@@ -419,6 +433,17 @@ impl ScratchServer {
             .output()
             .unwrap();
         assert!(out.status.success(), "pg_restore: {out:?}");
+    }
+}
+
+impl ScratchServer {
+    /// `pg_dump -Fc` of `db` into `path`.
+    pub fn dump(&self, db: &str, path: &Path) {
+        let out = Command::new(self.bin.join("pg_dump"))
+            .args(["-Fc", "-f", s(path), "-d", &self.url(db)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_dump: {out:?}");
     }
 }
 
