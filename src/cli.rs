@@ -13,10 +13,10 @@ use jsonptr::PointerBuf;
 use serde::Deserialize;
 
 use crate::baseline::Volatile;
-use crate::downgrade::{CommandSpec, Step};
 use crate::error::{Error, Result};
 use crate::expect::Severity;
 use crate::expect::rules::{AfterSpec, MetadataSpec, WithoutMetadata};
+use crate::migrate::{CommandSpec, Step};
 pub use crate::report::ci::OutputFormat;
 use crate::server::{BinaryOptions, ServerOptions};
 

@@ -36,9 +36,9 @@ pub enum Error {
     },
 
     /// The downgrade (or, in a round trip, the upgrade) failed.
-    #[error("{} failed: {problem}", match kind { crate::downgrade::Kind::Downgrade => "downgrade", crate::downgrade::Kind::Upgrade => "upgrade" })]
+    #[error("{} failed: {problem}", match kind { StepKind::Downgrade => "downgrade", StepKind::Upgrade => "upgrade" })]
     Downgrade {
-        kind: crate::downgrade::Kind,
+        kind: StepKind,
         problem: String,
         output: String,
     },
@@ -60,6 +60,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Which migration step an error is about, for its message.
+#[derive(Debug, Clone, Copy)]
+pub enum StepKind {
+    Downgrade,
+    Upgrade,
 }
 
 impl Error {

@@ -2,19 +2,27 @@
 //!
 //! See ARCHITECTURE.md for the code map. `run` is the whole program; `main.rs` only calls it.
 
+// Ground floor: used by everything above, importing nothing of the crate but `error`.
+pub mod atomic;
+pub mod console;
+pub mod error;
+mod process;
+pub mod redact;
+pub mod volatile;
+// The stages, bottom up (each imports only modules listed before it; see ARCHITECTURE.md and
+// the `layers` test).
 pub mod baseline;
 pub mod cli;
 pub mod diff;
-pub mod downgrade;
-pub mod error;
 pub mod expect;
+pub mod migrate;
 pub mod pipeline;
-mod process;
-pub mod redact;
 pub mod report;
 pub mod restore;
 pub mod server;
 pub mod snapshot;
+
+pub mod layers;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -29,7 +37,7 @@ use crate::error::{Error, Result};
 /// 0 proven / identical, 1 not proven / different, 2 error (including interruption).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    report::set_verbosity(cli.quiet, cli.verbose);
+    console::set_verbosity(cli.quiet, cli.verbose);
     // One thread: child processes are spawned from the main thread, which PR_SET_PDEATHSIG
     // ties the server's life to (see server.rs).
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -73,7 +81,7 @@ pub async fn run(cli: Cli) -> Result<bool> {
         Cmd::Check(args) => {
             let plans = cli::check_plans(args, &globals)?;
             let input = &plans[0].input;
-            report::set_verbosity(input.quiet, input.verbose);
+            console::set_verbosity(input.quiet, input.verbose);
             if input.redact {
                 redact::enable();
             }
@@ -81,7 +89,7 @@ pub async fn run(cli: Cli) -> Result<bool> {
         }
         Cmd::Snapshot(args) => {
             let plan = cli::snapshot_plan(args, &globals)?;
-            report::set_verbosity(plan.input.quiet, plan.input.verbose);
+            console::set_verbosity(plan.input.quiet, plan.input.verbose);
             if plan.input.redact {
                 redact::enable();
             }
@@ -92,7 +100,7 @@ pub async fn run(cli: Cli) -> Result<bool> {
         }
         Cmd::Walk(args) => {
             let plan = cli::walk_plan(args, &globals)?;
-            report::set_verbosity(plan.input.quiet, plan.input.verbose);
+            console::set_verbosity(plan.input.quiet, plan.input.verbose);
             if plan.input.redact {
                 redact::enable();
             }
@@ -102,22 +110,22 @@ pub async fn run(cli: Cli) -> Result<bool> {
             let plan = cli::baseline_plan(args)?;
             let pending = baseline::pending_files(&plan.paths, &plan.used)?;
             match &cli.command {
-                Cmd::Review(_) => baseline::review(&pending, report::color_stdout())?,
+                Cmd::Review(_) => baseline::review(&pending, console::color_stdout())?,
                 Cmd::Accept(_) => {
                     for file in &pending {
                         let baseline = baseline::accept(file)?;
-                        report::note(format!("accepted {}", baseline.display()));
+                        console::note(format!("accepted {}", baseline.display()));
                     }
                 }
                 _ => {
                     for file in &pending {
                         baseline::reject(file)?;
-                        report::note(format!("rejected {}", file.display()));
+                        console::note(format!("rejected {}", file.display()));
                     }
                 }
             }
             if pending.is_empty() {
-                report::note("no pending baseline");
+                console::note("no pending baseline");
             }
             Ok(true)
         }

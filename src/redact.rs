@@ -18,8 +18,7 @@ use json_patch::PatchOperation;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::baseline::VOLATILE;
-use crate::expect::Finding;
+use crate::volatile::VOLATILE;
 
 const PREFIX: &str = "redacted:";
 
@@ -86,15 +85,13 @@ pub fn op(op: &PatchOperation) -> PatchOperation {
     op
 }
 
-/// A finding's before, expected and actual values hashed, when they are data (or operations on data).
-pub fn finding(f: &mut Finding) {
+/// A finding's values (before, expected, actual) hashed, when they are data (or operations on
+/// data); `path` is the finding's pointer.
+pub fn finding<'v>(path: &str, values: impl IntoIterator<Item = Option<&'v mut Value>>) {
     let Some(key) = KEY.get() else {
         return;
     };
-    for v in [f.before.as_mut(), f.expected.as_mut(), f.actual.as_mut()]
-        .into_iter()
-        .flatten()
-    {
+    for v in values.into_iter().flatten() {
         let op_path = v.get("op").and(v.get("path")).and_then(Value::as_str);
         match op_path {
             Some(path) if in_data(path) => {
@@ -103,7 +100,7 @@ pub fn finding(f: &mut Finding) {
                 }
             }
             Some(_) => {}
-            None if in_data(&f.path) => walk(key, v),
+            None if in_data(path) => walk(key, v),
             None => {}
         }
     }

@@ -136,7 +136,7 @@ pub async fn resolve_binaries(opts: &BinaryOptions) -> Result<Binaries> {
     }
     if let Some(found) = best(system_binaries(), wanted) {
         if let Some(problem) = download_problem {
-            crate::report::note(format!(
+            crate::console::note(format!(
                 "no PostgreSQL download ({problem}); using the system's {} in {}",
                 found.version,
                 found.bin_dir.display()
@@ -642,7 +642,7 @@ impl Server {
         };
         let stale = remove_stale_runs(&parent);
         if stale > 0 {
-            crate::report::note(format!(
+            crate::console::note(format!(
                 "removed the files of {stale} earlier run(s) that died without cleaning up"
             ));
         }
@@ -669,7 +669,7 @@ impl Server {
         match cached_cluster(&binaries, &user) {
             Ok(template) => copy_cluster(&template, &data)?,
             Err(reason) => {
-                crate::report::note(format!("no cached cluster ({reason}); running initdb"));
+                crate::console::note(format!("no cached cluster ({reason}); running initdb"));
                 fs::create_dir(&data).map_err(|e| Error::io("mkdir data", e))?;
                 own_by(&data, &user, 0o700)?;
                 initdb(&binaries, &user, &data, dir.path())?;

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use json_patch::PatchOperation;
 
 use super::{CheckResult, Finding, Findings};
-use crate::baseline::Volatile;
 use crate::diff::DiffSink;
 use crate::error::{Error, Result};
+use crate::volatile::Volatile;
 
 fn canonical(op: &PatchOperation) -> String {
     serde_json::to_string(op).expect("patch operations serialize")

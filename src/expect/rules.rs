@@ -7,10 +7,10 @@ use jsonptr::{Pointer, PointerBuf};
 use serde_json::{Map, Value};
 
 use super::{CheckResult, Finding, Findings};
-use crate::baseline::Volatile;
 use crate::diff::DiffSink;
 use crate::error::Result;
 use crate::snapshot::Header;
+use crate::volatile::Volatile;
 
 fn data_path(table: &str, key: &str, inner: &Pointer) -> String {
     let mut p = PointerBuf::from_tokens(["data", table, key]);

@@ -13,10 +13,11 @@ use super::{
     BEFORE_DB, ORIGINAL_DB, WORK_DB, audit_inputs, boot, copy_database, data_lost, describe_step,
     diff_databases, dump_fact, restore_work, server_fact, tables_after, tables_of, warn_keyless,
 };
+use crate::atomic::AtomicFile;
 use crate::baseline::{self, AfterSnapshot, Redacting};
 use crate::cli::{CheckPlan, OutputFormat, RoundTripDirection};
+use crate::console::{note, progress};
 use crate::diff::{DiffSink, SchemaChanges, Summary, Tee};
-use crate::downgrade::{self, Kind, Ran, RunOptions};
 use crate::error::{Error, Result};
 use crate::expect::patch::ExpectedPatch;
 use crate::expect::rules::{
@@ -24,9 +25,10 @@ use crate::expect::rules::{
 };
 use crate::expect::shape::NewShape;
 use crate::expect::{CheckResult, Finding, Findings};
+use crate::migrate::{self, Kind, Ran, RunOptions};
 use crate::report::audit::{self, Audit, Section};
 use crate::report::ci::{self, Suite};
-use crate::report::{AtomicFile, CheckReport, PatchWriter, note, progress};
+use crate::report::{CheckReport, PatchWriter};
 use crate::restore::{self, Dump};
 use crate::server::Server;
 
@@ -128,7 +130,7 @@ async fn run_case(
             timeout: plan.downgrade_timeout,
             superuser: plan.downgrade_superuser,
         };
-        downgrade::run(server, WORK_DB, &rt.upgrade, opts).await?;
+        migrate::run(server, WORK_DB, &rt.upgrade, opts).await?;
         phases.push(("upgrade", started.elapsed()));
     }
     let before_tables = tables_of(server, WORK_DB, &wanted, &dump.path).await?;
@@ -144,7 +146,7 @@ async fn run_case(
         timeout: plan.downgrade_timeout,
         superuser: plan.downgrade_superuser,
     };
-    let downgrade_output = downgrade::run(server, WORK_DB, &plan.downgrade, opts).await?;
+    let downgrade_output = migrate::run(server, WORK_DB, &plan.downgrade, opts).await?;
     phases.push(("downgrade", started.elapsed()));
 
     let started = Instant::now();
@@ -263,7 +265,7 @@ async fn run_case(
         };
         let name = "round trip: after downgrade + upgrade the data equals the dump's";
         let mut roundtrip = RoundTrip::new(name, &rt.ignore, &plan.volatile);
-        match downgrade::run_judged(server, WORK_DB, &rt.upgrade, opts).await? {
+        match migrate::run_judged(server, WORK_DB, &rt.upgrade, opts).await? {
             // The migration cannot go forward again from where the downgrade left it: the
             // round trip's finding, not a tool error.
             Ran::Failed(e) => roundtrip.failed(&e.to_string())?,
@@ -314,7 +316,7 @@ fn judge_movement(
             let at = crate::report::show_rev(&schema.revision_before());
             return Err(Error::Downgrade {
                 kind: Kind::Downgrade,
-                problem: downgrade::changed_nothing(&plan.downgrade, &at),
+                problem: migrate::changed_nothing(&plan.downgrade, &at),
                 output: crate::error::tail(downgrade_output, 30),
             });
         }

@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 pub mod check;
 pub mod walk;
 
+use crate::atomic::AtomicFile;
 use crate::baseline::{self, Redacting};
 use crate::cli::{InputPlan, SnapshotPlan};
+use crate::console::{note, progress};
 use crate::diff;
-use crate::downgrade::Step;
 use crate::error::{Error, Result, db_message};
 use crate::expect::rules::{self, Loss};
+use crate::migrate::Step;
 use crate::report::audit::Input;
-use crate::report::{AtomicFile, PatchWriter, note, progress, secs};
+use crate::report::{PatchWriter, secs};
 use crate::restore::{self, Dump};
 use crate::server::{OWNER_ROLE, Server};
 use crate::snapshot::db::{self, DbSource, Table};

@@ -10,15 +10,17 @@ use super::{
     BEFORE_DB, WORK_DB, audit_inputs, boot_and_restore, copy_database, data_lost, describe_step,
     diff_databases, drop_databases, dump_fact, server_fact, tables_after, tables_of,
 };
+use crate::atomic::AtomicFile;
 use crate::cli::{OutputFormat, WalkPlan};
+use crate::console::{note, progress};
 use crate::diff::{DiffSink, SchemaChanges, Tee};
-use crate::downgrade::{self, Kind, RunOptions, Step};
 use crate::error::{Error, Result};
 use crate::expect::rules::{RowsPreserved, SchemaLoss};
 use crate::expect::shape::NewShape;
+use crate::migrate::{self, Kind, RunOptions, Step};
 use crate::report::audit::{self, Audit, Section};
 use crate::report::ci::{self, Suite};
-use crate::report::{AtomicFile, WalkReport, WalkStep, note, progress, show_rev};
+use crate::report::{WalkReport, WalkStep, show_rev};
 use crate::server::{OWNER_ROLE, Server};
 use crate::snapshot::db;
 
@@ -59,7 +61,7 @@ async fn step(
         timeout: plan.step_timeout,
         superuser: plan.superuser,
     };
-    downgrade::run(server, WORK_DB, &plan.step, opts)
+    migrate::run(server, WORK_DB, &plan.step, opts)
         .await
         .map_err(|e| {
             e.in_step(&format!(
@@ -70,7 +72,7 @@ async fn step(
     let step_time = started.elapsed();
     let to = revision(server, plan).await?;
     if to == from {
-        // It connected (downgrade::run saw it), yet the revision stayed: either the command
+        // It connected (migrate::run saw it), yet the revision stayed: either the command
         // does not step down, or it migrated another database and only looked at this one.
         let (url_env, inherited) = match &plan.step {
             Step::Command(spec) => (spec.url_env.as_str(), spec.inherited_connections()),

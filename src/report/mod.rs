@@ -7,15 +7,15 @@
 pub mod audit;
 pub mod ci;
 
-use std::io::{self, BufWriter, IsTerminal, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::{self, Write};
+use std::path::Path;
 use std::time::Duration;
 
 use json_patch::PatchOperation;
 use serde_json::{Value, json};
 
+use crate::atomic::AtomicFile;
+use crate::console::{color_stdout, stderr_line, verbose};
 use crate::diff::{DiffSink, SchemaChanges, Summary};
 use crate::error::{Error, Result};
 use crate::expect::rules::{Loss, LossKind};
@@ -23,39 +23,6 @@ use crate::expect::{CheckResult, Severity};
 
 /// How many findings per check the human output lists.
 const SHOW: usize = 20;
-
-static QUIET: AtomicBool = AtomicBool::new(false);
-static VERBOSE: AtomicBool = AtomicBool::new(false);
-
-/// `--quiet`: no notes, no progress. `--verbose`: progress even when stderr is not a terminal.
-pub fn set_verbosity(quiet: bool, verbose: bool) {
-    QUIET.store(quiet, Ordering::Relaxed);
-    VERBOSE.store(verbose && !quiet, Ordering::Relaxed);
-}
-
-/// A progress line on stderr (restoring, running the downgrade, ...): shown on a terminal, or
-/// with --verbose; silent in CI logs and under --quiet.
-pub fn progress(message: impl AsRef<str>) {
-    let shown = VERBOSE.load(Ordering::Relaxed)
-        || (!QUIET.load(Ordering::Relaxed) && io::stderr().is_terminal());
-    if shown {
-        stderr_line(&format!("pgsnapdiff: {}", message.as_ref()));
-    }
-}
-
-/// One line on stderr. A closed stderr (`... 2>&1 | head`) is not worth a panic: the line is
-/// dropped, unlike `eprintln!`, which panics (exit 101).
-fn stderr_line(line: &str) {
-    let _ = writeln!(io::stderr().lock(), "{line}");
-}
-
-/// A note on stderr: something the user should know (a fallback taken, a file removed, a
-/// weak check); shown unless --quiet.
-pub fn note(message: impl AsRef<str>) {
-    if !QUIET.load(Ordering::Relaxed) {
-        stderr_line(&format!("pgsnapdiff: note: {}", message.as_ref()));
-    }
-}
 
 /// A PASS/FAIL/WARN label, in color when `color`.
 fn paint(label: &str, color: bool) -> String {
@@ -69,11 +36,6 @@ fn paint(label: &str, color: bool) -> String {
     } else {
         label.to_string()
     }
-}
-
-/// Color on stdout: a terminal, and NO_COLOR unset (https://no-color.org).
-pub fn color_stdout() -> bool {
-    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 pub fn secs(d: Duration) -> String {
@@ -92,7 +54,7 @@ pub fn phases_text(phases: &[(&'static str, Duration)]) -> String {
 /// One `table` line per table: rows before and after, changed, added, removed; a dropped or
 /// created table says so. Unchanged tables are one summary line unless --verbose.
 fn write_tables(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
-    let verbose = VERBOSE.load(Ordering::Relaxed);
+    let verbose = verbose();
     let mut unchanged = 0;
     for (table, c) in &summary.tables {
         if c.dropped {
@@ -243,94 +205,6 @@ fn write_context(
         dump.display()
     )?;
     writeln!(out, "server    {server}")
-}
-
-/// An output file written under a temp name and renamed into place on `commit`. Dropped
-/// without commit (error, interrupt), the temp file is removed and the target untouched.
-///
-/// Only regular files are replaced: a device, FIFO or socket (`-o /dev/null`, `-o /dev/stdout`)
-/// is written in place, since renaming over it would destroy it (as root, even /dev/null); a
-/// symlink keeps pointing where it did, and the file it points to is replaced.
-pub struct AtomicFile {
-    target: PathBuf,
-    out: Output,
-}
-
-enum Output {
-    Temp(BufWriter<tempfile::NamedTempFile>),
-    InPlace(BufWriter<std::fs::File>),
-}
-
-impl AtomicFile {
-    pub fn create(target: &Path) -> Result<Self> {
-        let err = |e| Error::io(format!("cannot write {}", target.display()), e);
-        if let Ok(meta) = std::fs::metadata(target)
-            && !meta.is_file()
-        {
-            if meta.is_dir() {
-                return Err(Error::input(
-                    target,
-                    "is a directory; give a file name to write",
-                ));
-            }
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(target)
-                .map_err(err)?;
-            return Ok(AtomicFile {
-                target: target.to_path_buf(),
-                out: Output::InPlace(BufWriter::new(file)),
-            });
-        }
-        // Through a symlink to an existing file: replace that file, keep the link.
-        let target = std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf());
-        let dir = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        // A new file gets the usual 0666 minus umask (tempfile's default is 0600); a replaced
-        // file keeps its mode.
-        let mode = std::fs::metadata(&target).map_or(0o666, |m| m.permissions().mode());
-        let file = tempfile::Builder::new()
-            .prefix(".pgsnapdiff-")
-            .suffix(".tmp")
-            .permissions(std::fs::Permissions::from_mode(mode))
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(format!("cannot write in {}", dir.display()), e))?;
-        Ok(AtomicFile {
-            target,
-            out: Output::Temp(BufWriter::new(file)),
-        })
-    }
-
-    pub fn commit(self) -> Result<()> {
-        let target = self.target;
-        let err = |e| Error::io(format!("writing {}", target.display()), e);
-        match self.out {
-            Output::InPlace(mut file) => file.flush().map_err(err),
-            Output::Temp(file) => {
-                let file = file.into_inner().map_err(|e| err(e.into_error()))?;
-                file.as_file().sync_all().map_err(err)?;
-                file.persist(&target).map_err(|e| err(e.error))?;
-                Ok(())
-            }
-        }
-    }
-}
-
-impl Write for AtomicFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.out {
-            Output::Temp(f) => f.write(buf),
-            Output::InPlace(f) => f.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.out {
-            Output::Temp(f) => f.flush(),
-            Output::InPlace(f) => f.flush(),
-        }
-    }
 }
 
 /// Streams patch operations as an RFC 6902 document: a JSON array, one operation per line.

@@ -110,7 +110,7 @@ impl Step {
         };
         let names = spec.inherited_connections();
         if !names.is_empty() {
-            crate::report::note(format!(
+            crate::console::note(format!(
                 "the migration command inherits {} from this shell; it gets the throwaway database in {} and PG*, and reaches another server if it reads {}; --isolate-env drops them",
                 names.join(", "),
                 spec.url_env,
@@ -159,11 +159,7 @@ fn missing_program(output: &str) -> String {
 }
 
 /// Which step runs, for messages.
-#[derive(Debug, Clone, Copy)]
-pub enum Kind {
-    Downgrade,
-    Upgrade,
-}
+pub use crate::error::StepKind as Kind;
 
 /// How a step runs.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,48 @@
+//! The terminal: progress lines, notes and error lines on stderr, and whether stdout gets
+//! color. Ground floor: every module may say something; nothing here knows what.
+
+use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// `--quiet`: no notes, no progress. `--verbose`: progress even when stderr is not a terminal.
+pub fn set_verbosity(quiet: bool, verbose: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+    VERBOSE.store(verbose && !quiet, Ordering::Relaxed);
+}
+
+/// A progress line on stderr (restoring, running the downgrade, ...): shown on a terminal, or
+/// with --verbose; silent in CI logs and under --quiet.
+pub fn progress(message: impl AsRef<str>) {
+    let shown = VERBOSE.load(Ordering::Relaxed)
+        || (!QUIET.load(Ordering::Relaxed) && io::stderr().is_terminal());
+    if shown {
+        stderr_line(&format!("pgsnapdiff: {}", message.as_ref()));
+    }
+}
+
+/// One line on stderr. A closed stderr (`... 2>&1 | head`) is not worth a panic: the line is
+/// dropped, unlike `eprintln!`, which panics (exit 101).
+pub fn stderr_line(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+/// A note on stderr: something the user should know (a fallback taken, a file removed, a
+/// weak check); shown unless --quiet.
+pub fn note(message: impl AsRef<str>) {
+    if !QUIET.load(Ordering::Relaxed) {
+        stderr_line(&format!("pgsnapdiff: note: {}", message.as_ref()));
+    }
+}
+
+/// Color on stdout: a terminal, and NO_COLOR unset (https://no-color.org).
+pub fn color_stdout() -> bool {
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// --verbose: progress lines everywhere, unchanged tables listed one by one.
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
