@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 /// An output file written under a temp name and renamed into place on `commit`. Dropped
 /// without commit (error, interrupt), the temp file is removed and the target untouched.
@@ -58,7 +58,7 @@ impl AtomicFile {
             .suffix(".tmp")
             .permissions(std::fs::Permissions::from_mode(mode))
             .tempfile_in(dir)
-            .map_err(|e| Error::io(format!("cannot write in {}", dir.display()), e))?;
+            .context(format!("cannot write in {}", dir.display()))?;
         Ok(AtomicFile {
             target,
             out: Output::Temp(BufWriter::new(file)),

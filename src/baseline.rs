@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::atomic::AtomicFile;
 use crate::console::note;
 use crate::diff::{self, DiffSink};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::expect::{CheckResult, Finding, Findings};
 use crate::snapshot::Header;
 use crate::snapshot::file::{FileSource, Writer};
@@ -87,8 +87,7 @@ pub fn settle(
             pending.display()
         ));
     } else if pending.exists() {
-        std::fs::remove_file(&pending)
-            .map_err(|e| Error::io(format!("removing {}", pending.display()), e))?;
+        std::fs::remove_file(&pending).context(format!("removing {}", pending.display()))?;
         note(format!(
             "removed {}: the baseline matches now",
             pending.display()
@@ -323,22 +322,18 @@ pub fn pending_files(paths: &[PathBuf], used: &[PathBuf]) -> Result<Vec<PathBuf>
 
 pub fn accept(pending: &Path) -> Result<PathBuf> {
     let baseline = baseline_of(pending).expect("pending files end in .new");
-    std::fs::rename(pending, &baseline)
-        .map_err(|e| Error::io(format!("accepting {}", pending.display()), e))?;
+    std::fs::rename(pending, &baseline).context(format!("accepting {}", pending.display()))?;
     Ok(baseline)
 }
 
 pub fn reject(pending: &Path) -> Result<()> {
-    std::fs::remove_file(pending)
-        .map_err(|e| Error::io(format!("rejecting {}", pending.display()), e))
+    std::fs::remove_file(pending).context(format!("rejecting {}", pending.display()))
 }
 
 /// A unified diff of the baseline (or nothing, for a new one) and its pending file.
 pub fn diff_text(pending: &Path, color: bool) -> Result<String> {
     let baseline = baseline_of(pending).expect("pending files end in .new");
-    let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|e| Error::io(format!("reading {}", p.display()), e))
-    };
+    let read = |p: &Path| std::fs::read_to_string(p).context(format!("reading {}", p.display()));
     let old = if baseline.exists() {
         read(&baseline)?
     } else {

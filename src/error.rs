@@ -43,6 +43,11 @@ pub enum Error {
         output: String,
     },
 
+    /// The run could not reach a verdict: a walk step that did not move the revision, a walk
+    /// that missed its target, cases that stopped on errors.
+    #[error("{0}")]
+    Run(String),
+
     /// The run was stopped by a signal; everything it started has been cleaned up.
     #[error("interrupted by {0}; the embedded server was stopped and its files removed")]
     Interrupted(&'static str),
@@ -60,6 +65,33 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What a command concluded when it ran to its end (an error is exit 2, `Error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Exit 0: the rollback is proven (`check`, `walk`), the snapshots are identical (`diff`),
+    /// or the command did its job (`snapshot`, baselines).
+    Proven,
+    /// Exit 1: the rollback is not proven; the snapshots differ.
+    NotProven,
+}
+
+impl Verdict {
+    pub fn of(proven: bool) -> Self {
+        if proven {
+            Verdict::Proven
+        } else {
+            Verdict::NotProven
+        }
+    }
+
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Proven => 0,
+            Verdict::NotProven => 1,
+        }
+    }
 }
 
 /// Which migration step an error is about, for its message.
@@ -110,6 +142,26 @@ impl Error {
             }
             _ => None,
         }
+    }
+}
+
+/// What was being done when a lower-level error happened: `io.context("writing x")?`
+/// instead of a `map_err` closure at every call.
+pub trait Context<T> {
+    /// The error, said to have happened while doing `what`.
+    fn context(self, what: impl Into<String>) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, std::io::Error> {
+    fn context(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|e| Error::io(what, e))
+    }
+}
+
+/// A server query or connection: `Error::Server`, with the server's own message.
+impl<T> Context<T> for std::result::Result<T, tokio_postgres::Error> {
+    fn context(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|e| Error::Server(format!("{}: {}", what.into(), db_message(&e))))
     }
 }
 

@@ -31,7 +31,7 @@ use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{Cli, Cmd};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result, Verdict};
 
 /// Parse flags, run the command, map the outcome to the exit status:
 /// 0 proven / identical, 1 not proven / different, 2 error (including interruption).
@@ -51,8 +51,7 @@ pub fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run_until_signal(cli)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(verdict) => ExitCode::from(verdict.exit_code()),
         Err(e) => {
             report::error(&e);
             ExitCode::from(2)
@@ -63,11 +62,9 @@ pub fn main() -> ExitCode {
 /// Race the command against SIGINT/SIGTERM (and, in `run`, its timeout): then the command's
 /// future is dropped, which stops the server, kills child processes and removes temp files
 /// before we exit.
-async fn run_until_signal(cli: Cli) -> Result<bool> {
-    let mut int =
-        signal(SignalKind::interrupt()).map_err(|e| Error::io("installing SIGINT handler", e))?;
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| Error::io("installing SIGTERM handler", e))?;
+async fn run_until_signal(cli: Cli) -> Result<Verdict> {
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     tokio::select! {
         result = run(cli) => result,
         _ = int.recv() => Err(Error::Interrupted("SIGINT")),
@@ -75,7 +72,7 @@ async fn run_until_signal(cli: Cli) -> Result<bool> {
     }
 }
 
-pub async fn run(cli: Cli) -> Result<bool> {
+pub async fn run(cli: Cli) -> Result<Verdict> {
     let globals = cli.globals();
     match &cli.command {
         Cmd::Check(args) => {
@@ -94,7 +91,7 @@ pub async fn run(cli: Cli) -> Result<bool> {
                 redact::enable();
             }
             within(plan.input.timeout, async {
-                pipeline::snapshot(&plan).await.map(|()| true)
+                pipeline::snapshot(&plan).await.map(|()| Verdict::Proven)
             })
             .await
         }
@@ -127,7 +124,7 @@ pub async fn run(cli: Cli) -> Result<bool> {
             if pending.is_empty() {
                 console::note("no pending baseline");
             }
-            Ok(true)
+            Ok(Verdict::Proven)
         }
         Cmd::Diff(args) => {
             if globals.redact {
@@ -144,7 +141,10 @@ pub async fn run(cli: Cli) -> Result<bool> {
 }
 
 /// `work`, or `Error::TimedOut` once `limit` has passed; dropping `work` cleans up after it.
-async fn within(limit: Option<Duration>, work: impl Future<Output = Result<bool>>) -> Result<bool> {
+async fn within(
+    limit: Option<Duration>,
+    work: impl Future<Output = Result<Verdict>>,
+) -> Result<Verdict> {
     match limit {
         Some(limit) => tokio::time::timeout(limit, work)
             .await

@@ -25,7 +25,7 @@ use nix::unistd::{Pid, Uid, User};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
-use crate::error::{Error, Result, db_message};
+use crate::error::{Context, Error, Result, db_message};
 
 /// Disposable-server settings: durability off (the data is thrown away), no autovacuum noise.
 const SERVER_SETTINGS: &[(&str, &str)] = &[
@@ -419,7 +419,7 @@ pub struct Server {
 /// (see `Server::spawn_postmaster`); TCP: scram-sha-256 with a password set at each start.
 fn initdb(binaries: &Binaries, user: &Option<User>, data: &Path, cwd: &Path) -> Result<()> {
     let pwfile = cwd.join(format!("pwfile-{}", random_password()));
-    fs::write(&pwfile, random_password()).map_err(|e| Error::io("writing password file", e))?;
+    fs::write(&pwfile, random_password()).context("writing password file")?;
     own_by(&pwfile, user, 0o600)?;
     let mut cmd = server_command(binaries.tool("initdb"), user, cwd);
     cmd.arg("-D")
@@ -549,10 +549,10 @@ fn server_command(program: PathBuf, user: &Option<User>, cwd: &Path) -> Command 
 fn own_by(path: &Path, user: &Option<User>, mode: u32) -> Result<()> {
     if let Some(user) = user {
         chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
-            .map_err(|e| Error::io(format!("chown {}", path.display()), e))?;
+            .context(format!("chown {}", path.display()))?;
     }
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io(format!("chmod {}", path.display()), e))
+        .context(format!("chmod {}", path.display()))
 }
 
 /// 32 random alphanumeric characters: passwords, psql's \restrict key.
@@ -566,11 +566,8 @@ pub(crate) fn random_password() -> String {
 
 fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .map_err(|e| Error::io("finding a free port on 127.0.0.1", e))?;
-    Ok(listener
-        .local_addr()
-        .map_err(|e| Error::io("finding a free port", e))?
-        .port())
+        .context("finding a free port on 127.0.0.1")?;
+    Ok(listener.local_addr().context("finding a free port")?.port())
 }
 
 /// Identifies the process that owns a run's temp dir: pid and start time (a reused pid has
@@ -586,7 +583,7 @@ const OWNER_FILE: &str = "owner.pid";
 
 fn write_owner(dir: &Path) -> Result<()> {
     let me = process_identity(std::process::id()).unwrap_or_default();
-    fs::write(dir.join(OWNER_FILE), me).map_err(|e| Error::io("writing owner.pid", e))
+    fs::write(dir.join(OWNER_FILE), me).context("writing owner.pid")
 }
 
 /// Remove the temp dirs of runs that died without cleaning up (kill -9, power loss): those
@@ -661,16 +658,16 @@ impl Server {
         write_owner(dir.path())?;
         // The server user must traverse the top dir; only it can read what is inside.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o711))
-            .map_err(|e| Error::io("chmod temp dir", e))?;
+            .context("chmod temp dir")?;
         let data = dir.path().join("data");
         let sockets = dir.path().join("run");
-        fs::create_dir(&sockets).map_err(|e| Error::io("mkdir run", e))?;
+        fs::create_dir(&sockets).context("mkdir run")?;
         own_by(&sockets, &user, 0o700)?;
         match cached_cluster(&binaries, &user) {
             Ok(template) => copy_cluster(&template, &data)?,
             Err(reason) => {
                 crate::console::note(format!("no cached cluster ({reason}); running initdb"));
-                fs::create_dir(&data).map_err(|e| Error::io("mkdir data", e))?;
+                fs::create_dir(&data).context("mkdir data")?;
                 own_by(&data, &user, 0o700)?;
                 initdb(&binaries, &user, &data, dir.path())?;
             }
@@ -813,7 +810,7 @@ impl Server {
             .config(dbname)
             .connect(tokio_postgres::NoTls)
             .await
-            .map_err(|e| Error::Server(format!("connecting to {dbname}: {}", db_message(&e))))?;
+            .context(format!("connecting to {dbname}"))?;
         tokio::spawn(async move {
             // Errors surface on the client's next query; nothing to do with them here.
             let _ = connection.await;

@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Result};
 
 /// Findings kept in memory per check; the rest are spilled to an anonymous temp file.
 const KEEP: usize = 1000;
@@ -119,14 +119,12 @@ impl Findings {
             return Ok(());
         }
         if self.spill.is_none() {
-            let file = tempfile::tempfile().map_err(|e| Error::io("spilling findings", e))?;
+            let file = tempfile::tempfile().context("spilling findings")?;
             self.spill = Some(BufWriter::new(file));
         }
         let spill = self.spill.as_mut().expect("created above");
         serde_json::to_writer(&mut *spill, &finding).expect("findings serialize");
-        spill
-            .write_all(b"\n")
-            .map_err(|e| Error::io("spilling findings", e))
+        spill.write_all(b"\n").context("spilling findings")
     }
 
     /// Record a finding that explains all the others (e.g. "rule matched no rows"): it is
@@ -148,20 +146,17 @@ impl Findings {
             f(finding)?;
         }
         if let Some(spill) = self.spill.as_mut() {
-            spill
-                .flush()
-                .map_err(|e| Error::io("reading spilled findings", e))?;
+            spill.flush().context("reading spilled findings")?;
             let file = spill.get_mut();
-            file.rewind()
-                .map_err(|e| Error::io("reading spilled findings", e))?;
+            file.rewind().context("reading spilled findings")?;
             for line in BufReader::new(&*file).lines() {
-                let line = line.map_err(|e| Error::io("reading spilled findings", e))?;
+                let line = line.context("reading spilled findings")?;
                 let finding: Finding =
                     serde_json::from_str(&line).expect("spilled findings are ours");
                 f(&finding)?;
             }
             file.seek(std::io::SeekFrom::End(0))
-                .map_err(|e| Error::io("reading spilled findings", e))?;
+                .context("reading spilled findings")?;
         }
         Ok(())
     }

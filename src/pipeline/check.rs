@@ -18,7 +18,7 @@ use crate::baseline::{self, AfterSnapshot, Redacting};
 use crate::cli::{CheckPlan, OutputFormat, RoundTripDirection};
 use crate::console::{note, progress};
 use crate::diff::{DiffSink, SchemaChanges, Summary, Tee};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result, Verdict};
 use crate::expect::patch::ExpectedPatch;
 use crate::expect::rules::{
     self, AfterState, Loss, MetadataRestored, RoundTrip, RowsPreserved, SchemaLoss,
@@ -85,8 +85,7 @@ fn prepare(plan: &CheckPlan) -> Result<Prepared> {
         (Some(baseline), false) => {
             let path = baseline::pending_of(baseline);
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+                std::fs::create_dir_all(dir).context(format!("creating {}", dir.display()))?;
             }
             Some(PatchWriter::new(AtomicFile::create(&path)?))
         }
@@ -326,7 +325,7 @@ fn judge_movement(
     Ok(results)
 }
 
-pub async fn check(plans: &[CheckPlan]) -> Result<bool> {
+pub async fn check(plans: &[CheckPlan]) -> Result<Verdict> {
     let started_at = SystemTime::now();
     // Cheap checks first: a typo must not cost a restore.
     let prepared: Vec<Prepared> = plans.iter().map(prepare).collect::<Result<_>>()?;
@@ -378,14 +377,14 @@ pub async fn check(plans: &[CheckPlan]) -> Result<bool> {
         started_at,
     )?;
     if !errors.is_empty() {
-        return Err(Error::Config(format!(
+        return Err(Error::Run(format!(
             "{} of {} cases stopped on an error ({}); their errors are above, the other cases are reported",
             errors.len(),
             plans.len(),
             errors.join(", ")
         )));
     }
-    Ok(proven)
+    Ok(Verdict::of(proven))
 }
 
 /// stdout in the chosen format, then --result-out and --report.

@@ -14,7 +14,7 @@ use crate::baseline::{self, Redacting};
 use crate::cli::{InputPlan, SnapshotPlan};
 use crate::console::{note, progress};
 use crate::diff;
-use crate::error::{Error, Result, db_message};
+use crate::error::{Context, Error, Result, Verdict};
 use crate::expect::rules::{self, Loss};
 use crate::migrate::Step;
 use crate::report::audit::Input;
@@ -79,7 +79,7 @@ async fn restore_work(
             "CREATE DATABASE {WORK_DB} OWNER {OWNER_ROLE} TEMPLATE template0"
         ))
         .await
-        .map_err(|e| Error::Server(format!("creating database: {}", db_message(&e))))?;
+        .context("creating database")?;
     restore::restore(server, dump, WORK_DB).await?;
     phases.push(("restore", started.elapsed()));
     Ok(())
@@ -92,7 +92,7 @@ async fn drop_databases(server: &Server, names: &[&str]) -> Result<()> {
         admin
             .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
             .await
-            .map_err(|e| Error::Server(format!("dropping database {db}: {}", db_message(&e))))?;
+            .context(format!("dropping database {db}"))?;
     }
     Ok(())
 }
@@ -189,7 +189,7 @@ async fn copy_database(server: &Server, source: &str, copy: &str) -> Result<()> 
             "CREATE DATABASE {copy} TEMPLATE {source}{strategy}"
         ))
         .await
-        .map_err(|e| Error::Server(format!("copying database {source}: {}", db_message(&e))))
+        .context(format!("copying database {source}"))
 }
 
 /// Diff two databases of the server (their chosen tables) into `sink`.
@@ -332,8 +332,8 @@ pub async fn snapshot(plan: &SnapshotPlan) -> Result<()> {
     Ok(())
 }
 
-/// Diff two snapshot files; true when they are identical.
-pub async fn diff_files(before: &Path, after: &Path, out: Option<&Path>) -> Result<bool> {
+/// Diff two snapshot files: `Proven` when they are identical.
+pub async fn diff_files(before: &Path, after: &Path, out: Option<&Path>) -> Result<Verdict> {
     let mut b = FileSource::open(before)?;
     let mut a = FileSource::open(after)?;
     let none = baseline::Volatile::default();
@@ -355,13 +355,10 @@ pub async fn diff_files(before: &Path, after: &Path, out: Option<&Path>) -> Resu
                 inner: &mut writer,
             };
             let summary = diff::diff(&mut b, &mut a, &mut redacting).await?;
-            writer
-                .finish()?
-                .flush()
-                .map_err(|e| Error::io("writing patch", e))?;
+            writer.finish()?.flush().context("writing patch")?;
             summary
         }
     };
     note(format!("{} operations", summary.ops()));
-    Ok(summary.ops() == 0)
+    Ok(Verdict::of(summary.ops() == 0))
 }

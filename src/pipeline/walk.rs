@@ -14,7 +14,7 @@ use crate::atomic::AtomicFile;
 use crate::cli::{OutputFormat, WalkPlan};
 use crate::console::{note, progress};
 use crate::diff::{DiffSink, SchemaChanges, Tee};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Verdict};
 use crate::expect::rules::{RowsPreserved, SchemaLoss};
 use crate::expect::shape::NewShape;
 use crate::migrate::{self, Kind, RunOptions, Step};
@@ -86,7 +86,7 @@ async fn step(
                 inherited.join(", ")
             )
         };
-        return Err(Error::Config(format!(
+        return Err(Error::Run(format!(
             "walk step {number}: {} left the revision at {}; the step command must move exactly one revision down (--step-cmd) on the database it gets in {url_env} and PG*{suspects}",
             plan.step.describe(),
             show_rev(&from),
@@ -130,7 +130,7 @@ async fn step(
     })
 }
 
-pub async fn walk(plan: &WalkPlan) -> Result<bool> {
+pub async fn walk(plan: &WalkPlan) -> Result<Verdict> {
     let started_at = SystemTime::now();
     plan.step.validate()?;
     plan.step.note_inherited_connections();
@@ -154,7 +154,7 @@ pub async fn walk(plan: &WalkPlan) -> Result<bool> {
     let mut current = start;
     let outcome = loop {
         if steps.len() == plan.max_steps {
-            break Err(Error::Config(format!(
+            break Err(Error::Run(format!(
                 "revision {} not reached after {} steps (now at {}); raise --max-steps or check --to",
                 plan.to,
                 plan.max_steps,
@@ -162,7 +162,7 @@ pub async fn walk(plan: &WalkPlan) -> Result<bool> {
             )));
         }
         if current.is_empty() {
-            break Err(Error::Config(format!(
+            break Err(Error::Run(format!(
                 "reached base without passing revision {}; check --to",
                 plan.to
             )));
@@ -254,5 +254,5 @@ pub async fn walk(plan: &WalkPlan) -> Result<bool> {
         audit::write(&audit, path)?;
     }
     outcome?;
-    Ok(report.proven())
+    Ok(Verdict::of(report.proven()))
 }

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::{op_name, phases_text};
 use crate::diff::TableCounts;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::expect::{CheckResult, Finding};
 
 /// Findings listed per check in the audit report; the JSON result has all of them.
@@ -546,7 +546,7 @@ pub fn write(a: &Audit, path: &Path) -> Result<()> {
         Kind::Html => write_html(a, &mut file),
         Kind::Markdown => write_markdown(a, &mut file),
     }
-    .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    .context(format!("writing {}", path.display()))?;
     file.commit()
 }
 

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::atomic::AtomicFile;
 use crate::console::{color_stdout, stderr_line, verbose};
 use crate::diff::{DiffSink, SchemaChanges, Summary};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::expect::rules::{Loss, LossKind};
 use crate::expect::{CheckResult, Severity};
 
@@ -223,7 +223,7 @@ impl<W: Write> PatchWriter<W> {
         self.out
             .write_all(end)
             .and_then(|()| self.out.flush())
-            .map_err(|e| Error::io("writing patch", e))?;
+            .context("writing patch")?;
         Ok(self.out)
     }
 }
@@ -234,7 +234,7 @@ impl<W: Write> DiffSink for PatchWriter<W> {
         self.out
             .write_all(sep)
             .and_then(|()| write_op(&mut self.out, op))
-            .map_err(|e| Error::io("writing patch", e))?;
+            .context("writing patch")?;
         self.count += 1;
         Ok(())
     }

@@ -10,6 +10,7 @@
 pub mod db;
 pub mod file;
 mod lines;
+pub mod mem;
 
 use serde_json::Value;
 
