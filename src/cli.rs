@@ -1247,3 +1247,100 @@ pub fn snapshot_plan(args: &SnapshotArgs, globals: &Globals) -> Result<SnapshotP
         out: args.out.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn plans(args: &[&str]) -> Result<Vec<CheckPlan>> {
+        let cli = Cli::try_parse_from(std::iter::once("pgsnapdiff").chain(args.iter().copied()))
+            .expect("flags parse");
+        let Cmd::Check(check) = &cli.command else {
+            panic!("not a check")
+        };
+        check_plans(check, &cli.globals())
+    }
+
+    fn command(plan: &CheckPlan) -> &CommandSpec {
+        match &plan.downgrade {
+            Step::Command(spec) => spec,
+            Step::Sql(_) => panic!("not a command"),
+        }
+    }
+
+    #[test]
+    fn a_flag_beats_the_file_which_beats_the_default_and_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("pgsnapdiff.toml");
+        std::fs::write(
+            &config,
+            "dump = \"dumps/prod.dump\"\nallow_lost = [\"public.t.c\"]\n[downgrade]\ncmd = \"alembic downgrade -1\"\nurl_env = \"FILE_URL\"\nenv = { A = \"1\" }\n",
+        )
+        .unwrap();
+        let c = config.to_str().unwrap();
+        let plan = &plans(&["check", "-c", c, "--url-env", "FLAG_URL"]).unwrap()[0];
+        let spec = command(plan);
+        assert_eq!(spec.url_env, "FLAG_URL");
+        assert_eq!(spec.url_scheme, "postgresql");
+        assert_eq!(spec.cwd, dir.path());
+        assert_eq!(spec.env, [("A".to_string(), "1".to_string())]);
+        assert!(!spec.isolate_env);
+        assert_eq!(plan.input.dump, dir.path().join("dumps/prod.dump"));
+        assert_eq!(plan.allow_lost, ["public.t.c"]);
+        assert!(!plan.allow_noop && plan.roundtrip.is_none());
+        let plan = &plans(&[
+            "check",
+            "-c",
+            c,
+            "--isolate-env",
+            "--allow-lost",
+            "public.u",
+        ])
+        .unwrap()[0];
+        assert!(command(plan).isolate_env);
+        assert_eq!(plan.allow_lost, ["public.t.c", "public.u"]);
+    }
+
+    #[test]
+    fn without_a_config_file_commands_run_in_the_current_directory() {
+        let plan = &plans(&[
+            "check",
+            "-c",
+            "/dev/null",
+            "--dump",
+            "x.dump",
+            "--downgrade-cmd",
+            "true",
+        ])
+        .unwrap()[0];
+        assert_eq!(command(plan).cwd, std::env::current_dir().unwrap());
+    }
+
+    #[test]
+    fn bad_combinations_are_config_errors_before_any_work() {
+        let base = [
+            "check",
+            "-c",
+            "/dev/null",
+            "--dump",
+            "x.dump",
+            "--downgrade-sql",
+            "d.sql",
+        ];
+        let with = |extra: &[&str]| {
+            let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+            plans(&args).unwrap_err().to_string()
+        };
+        assert!(with(&["--allow-lost", "t"]).contains("name a table as schema.table"));
+        assert!(
+            with(&["--upgrade-sql", "u.sql", "--reupgrade-sql", "u.sql"])
+                .contains("a round trip either upgrades first")
+        );
+        assert!(with(&["--roundtrip-ignore", "public.t.c"]).contains("--roundtrip-ignore needs"));
+        let plan = &plans(&[&base[..], &["--reupgrade-sql", "u.sql"]].concat()).unwrap()[0];
+        let rt = plan.roundtrip.as_ref().unwrap();
+        assert_eq!(rt.direction, RoundTripDirection::DownThenUp);
+    }
+}

@@ -626,6 +626,35 @@ mod tests {
         assert!(plain_header(b"   \n").is_err());
     }
 
+    /// The guard against hostile plain dumps: psql sees our `\restrict` first, and no line of
+    /// the dump can lift it; COPY data passes byte for byte, whatever it holds.
+    #[test]
+    fn restricted_reader_blanks_the_dumps_own_restrict_lines_outside_copy_data() {
+        let dump = "\\restrict theirs\nSELECT 1;\n\\unrestrict theirs\n\\! id\nCOPY public.t (a) FROM stdin;\n\\unrestrict x\n\\.\n\\unrestrict y\n";
+        let mut out = String::new();
+        Restricted::new(std::io::Cursor::new(dump), "KEY".into())
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(
+            out,
+            // The meta-command `\! id` stays for psql to refuse (it is restricted); COPY data,
+            // even one that looks like `\unrestrict`, is data.
+            "\\restrict KEY\n\nSELECT 1;\n\n\\! id\nCOPY public.t (a) FROM stdin;\n\\unrestrict x\n\\.\n\n"
+        );
+    }
+
+    #[test]
+    fn roles_a_plain_dump_names_outside_copy_data() {
+        let dump = "ALTER TABLE public.t OWNER TO app;\nGRANT SELECT ON TABLE public.t TO \"Read Only\", reporting;\nCOPY public.t (a) FROM stdin;\nALTER TABLE x OWNER TO not_a_role;\n\\.\nREVOKE ALL ON TABLE public.t FROM PUBLIC;\n";
+        let roles = referenced_roles(std::io::Cursor::new(dump)).unwrap();
+        let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+        assert!(
+            roles.contains(&"app") && roles.contains(&"reporting"),
+            "{roles:?}"
+        );
+        assert!(!roles.iter().any(|r| r.contains("not_a_role")), "{roles:?}");
+    }
+
     #[test]
     fn archive_header_truncated_is_reported() {
         let err = parse_archive_header(b"PGDMP\x01\x0f").unwrap_err();

@@ -425,3 +425,75 @@ impl<'de> Visitor<'de> for RowsSeed<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::{FileSource, write_source};
+    use crate::snapshot::Source;
+    use crate::snapshot::mem::MemSource;
+
+    /// Everything a source yields, as one document (rows as their text).
+    async fn read_all(source: &mut impl Source) -> Value {
+        let header = source.header().await.unwrap();
+        let mut data = serde_json::Map::new();
+        while let Some(table) = source.next_table().await.unwrap() {
+            let mut rows = serde_json::Map::new();
+            while let Some((key, text)) = source.next_row().await.unwrap() {
+                rows.insert(key, Value::String(text.0));
+            }
+            data.insert(table, Value::Object(rows));
+        }
+        json!({"alembic_version": header.alembic_version, "schema": header.schema, "data": data})
+    }
+
+    /// The fast line reader (a regular file) and the general parser (a pipe: it cannot be
+    /// read twice, so the line reader is never tried) make the same events from the same bytes.
+    #[test]
+    fn line_reader_and_general_parser_read_the_same_snapshot() {
+        // Parsed from text, so numbers keep theirs (`arbitrary_precision`).
+        let doc: Value = serde_json::from_str(
+            r#"{
+            "alembic_version": ["a1"],
+            "schema": {"tables": {"public.t": {"columns": {"a": {"type": "numeric"}}}}},
+            "data": {
+                "public.a\"q": {},
+                "public.t": {
+                    "1": {"a": 1.10, "s": "é\n\"x\"", "n": null},
+                    "10": {"a": 0.33333333333333333333, "j": {"k": [1, {"z": true}]}},
+                    "a/b~c": {"a": -0.0}
+                }
+            }
+        }"#,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.json");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let out = std::fs::File::create(&file).unwrap();
+            write_source(&mut MemSource::new(&doc), out).await.unwrap();
+        });
+        let fifo = dir.path().join("s.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let (bytes, fifo_path) = (std::fs::read(&file).unwrap(), fifo.clone());
+        let feeder = std::thread::spawn(move || std::fs::write(fifo_path, bytes).unwrap());
+        let (fast, general) = runtime.block_on(async {
+            let fast = read_all(&mut FileSource::open(&file).unwrap()).await;
+            let general = read_all(&mut FileSource::open(&fifo).unwrap()).await;
+            (fast, general)
+        });
+        feeder.join().unwrap();
+        assert_eq!(fast, general);
+        // And both are the document that was written (numbers verbatim).
+        assert_eq!(
+            fast["data"]["public.t"]["1"],
+            json!(r#"{"a":1.10,"n":null,"s":"é\n\"x\""}"#)
+        );
+        assert_eq!(fast["alembic_version"], json!(["a1"]));
+    }
+}
