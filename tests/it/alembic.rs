@@ -1,0 +1,188 @@
+//! The real Alembic client from PyPI, with the sample's own migration and its bugs.
+
+use super::*;
+
+// ---------------------------------------------------------------- the real Alembic client (issue 4)
+
+/// `check` of the sample with `alembic downgrade -1` from the sample's Alembic project, the
+/// sample's rules and expected patch, and `SAMPLE_DOWNGRADE_BUG=bug` when given.
+pub(crate) fn alembic_check(ctx: &Ctx, bug: Option<&str>, downgrade_cmd: &str) -> (Run, ResultDoc) {
+    let config = rules_config(ctx);
+    let result = ctx.path("result.json");
+    let mut cmd = ctx.command(&[
+        "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
+        "-c",
+        s(&config),
+        "--downgrade-cmd",
+        downgrade_cmd,
+        "--downgrade-cwd",
+        s(&alembic_dir()),
+        "--url-scheme",
+        "postgresql+asyncpg",
+        "--expect-patch",
+        s(&expected_patch()),
+        "--result-out",
+        s(&result),
+    ]);
+    match bug {
+        Some(bug) => cmd.env("SAMPLE_DOWNGRADE_BUG", bug),
+        None => cmd.env_remove("SAMPLE_DOWNGRADE_BUG"),
+    };
+    let out = cmd.output().unwrap();
+    ctx.assert_clean();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    let doc = std::fs::read_to_string(&result)
+        .map(|text| serde_json::from_str(&text).unwrap())
+        .unwrap_or_else(|_| panic!("no result written: {run:?}"));
+    (run, doc)
+}
+
+#[test]
+pub(crate) fn alembic_downgrade_is_proven_and_alembic_current_is_the_old_revision() {
+    let ctx = Ctx::new();
+    let current = ctx.path("current.txt");
+    // The write-up's own verification: `alembic downgrade -1`, then `alembic current`.
+    let cmd = format!(
+        "{} && {} > {}",
+        alembic("downgrade -1"),
+        alembic("current"),
+        s(&current)
+    );
+    let (run, doc) = alembic_check(&ctx, None, &cmd);
+    run.assert_code(0);
+    assert_eq!(doc.verdict, "proven");
+    assert_eq!(doc.checks.len(), 7, "{:?}", doc.checks);
+    assert!(doc.checks.iter().any(|c| c.id == "revision" && c.passed));
+    let current = std::fs::read_to_string(&current).unwrap();
+    assert!(
+        current.starts_with("a1b2c3d4e5f6"),
+        "alembic current: {current}"
+    );
+}
+
+pub(crate) fn alembic_bug(bug: &str) -> ResultDoc {
+    let ctx = Ctx::new();
+    let (run, doc) = alembic_check(&ctx, Some(bug), &alembic("downgrade -1"));
+    run.assert_code(1);
+    assert_eq!(doc.verdict, "not proven");
+    doc
+}
+
+#[test]
+pub(crate) fn alembic_truthiness_bug_is_caught_on_the_step_zero_row() {
+    let doc = alembic_bug("truthiness");
+    let found = findings_of(&doc, "metadata-restored");
+    assert_eq!(keys(&found), ["1"]);
+    assert_eq!(
+        found[0].path,
+        "/data/public.onboarding_states/1/step_data/_migration_metadata"
+    );
+}
+
+#[test]
+pub(crate) fn alembic_keep_metadata_bug_is_caught_in_every_migrated_row() {
+    let doc = alembic_bug("keep-metadata");
+    let found = findings_of(&doc, "metadata-restored");
+    assert_eq!(keys(&found), ["1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    assert!(found.iter().all(|f| f.message == "metadata left in place"));
+}
+
+#[test]
+pub(crate) fn alembic_delete_new_rows_bug_names_the_deleted_rows() {
+    let doc = alembic_bug("delete-new-rows");
+    assert_eq!(
+        keys(&findings_of(&doc, "rows-preserved")),
+        ["10", "11", "12"]
+    );
+}
+
+#[test]
+pub(crate) fn alembic_no_constraint_bug_fails_the_constraint_test() {
+    let doc = alembic_bug("no-constraint");
+    let found = findings_of(&doc, "after-state");
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0]
+            .path
+            .ends_with("/constraints/valid_current_step/definition")
+    );
+    assert!(findings_of(&doc, "metadata-restored").is_empty());
+}
+
+#[test]
+pub(crate) fn alembic_float_json_bug_shows_the_changed_number_text() {
+    let doc = alembic_bug("float-json");
+    let found = findings_of(&doc, "metadata-restored");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].path,
+        "/data/public.onboarding_states/6/step_data/step_4/target_weight_kg"
+    );
+    assert_eq!(found[0].expected.as_ref().unwrap().to_string(), "0.1000");
+    assert_eq!(found[0].actual.as_ref().unwrap().to_string(), "0.1");
+}
+
+#[test]
+pub(crate) fn alembic_round_trip_from_the_11_step_dump() {
+    let roundtrip = |bug: Option<&str>| {
+        let ctx = Ctx::new();
+        let mut cmd = ctx.command(&[
+            "check",
+            SAMPLE_LOSS[0],
+            SAMPLE_LOSS[1],
+            "--dump",
+            s(&sample_dump("onboarding-a1b2c3d4e5f6.dump")),
+            "--upgrade-cmd",
+            &alembic("upgrade +1"),
+            "--downgrade-cmd",
+            &alembic("downgrade -1"),
+            "--downgrade-cwd",
+            s(&alembic_dir()),
+            "--url-scheme",
+            "postgresql+asyncpg",
+        ]);
+        if let Some(bug) = bug {
+            cmd.env("SAMPLE_DOWNGRADE_BUG", bug);
+        }
+        let out = cmd.output().unwrap();
+        ctx.assert_clean();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = roundtrip(None);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("PASS  round trip"), "{stdout}");
+    let (code, stdout) = roundtrip(Some("float-json"));
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  round trip"), "{stdout}");
+    assert!(
+        stdout.contains(r#"{"op":"replace","path":"/data/public.onboarding_states/6/step_data/step_4/target_weight_kg","value":0.1}"#),
+        "{stdout}"
+    );
+}
+
+#[test]
+pub(crate) fn missing_alembic_is_one_clear_line() {
+    let ctx = Ctx::new();
+    let run = ctx.run(&[
+        "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-cmd",
+        "/nonexistent/.venv/bin/alembic downgrade -1",
+    ]);
+    run.assert_error(&[
+        "exited with 127",
+        "`/nonexistent/.venv/bin/alembic` is not installed",
+    ]);
+}
