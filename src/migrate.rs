@@ -381,22 +381,22 @@ impl Watch {
             lag,
             before: 0,
         };
-        let admin = server.connect("postgres").await?;
-        watch.idle(&admin).await?;
+        let admin = server.admin().await?;
+        watch.idle(admin).await?;
         tokio::time::sleep(lag).await;
-        watch.before = watch.count(&admin).await?;
+        watch.before = watch.count(admin).await?;
         Ok(watch)
     }
 
     /// Did anything connect to the database since `start`?
     async fn connected(&self, server: &Server) -> Result<bool> {
-        let admin = server.connect("postgres").await?;
-        if !self.idle(&admin).await? {
+        let admin = server.admin().await?;
+        if !self.idle(admin).await? {
             // A session is still open on it: that is a connection.
             return Ok(true);
         }
         tokio::time::sleep(self.lag).await;
-        Ok(self.count(&admin).await? > self.before)
+        Ok(self.count(admin).await? > self.before)
     }
 
     /// Wait (up to 5 s) until no backend is connected to the database; false if one still is.

@@ -73,7 +73,7 @@ async fn restore_work(
     ));
     drop_databases(server, &[WORK_DB, BEFORE_DB, ORIGINAL_DB]).await?;
     server
-        .connect("postgres")
+        .admin()
         .await?
         .batch_execute(&format!(
             "CREATE DATABASE {WORK_DB} OWNER {OWNER_ROLE} TEMPLATE template0"
@@ -87,7 +87,7 @@ async fn restore_work(
 
 /// Drop these databases if they exist (an earlier case's or step's).
 async fn drop_databases(server: &Server, names: &[&str]) -> Result<()> {
-    let admin = server.connect("postgres").await?;
+    let admin = server.admin().await?;
     for db in names {
         admin
             .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
@@ -183,7 +183,7 @@ async fn copy_database(server: &Server, source: &str, copy: &str) -> Result<()> 
         ""
     };
     server
-        .connect("postgres")
+        .admin()
         .await?
         .batch_execute(&format!(
             "CREATE DATABASE {copy} TEMPLATE {source}{strategy}"
