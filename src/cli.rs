@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::expect::Severity;
 use crate::expect::rules::{AfterSpec, MetadataSpec, WithoutMetadata};
 use crate::migrate::{CommandSpec, Step};
+pub use crate::report::Outputs;
 pub use crate::report::ci::OutputFormat;
 use crate::server::{BinaryOptions, ServerOptions};
 
@@ -237,15 +238,6 @@ pub struct OutputArgs {
     /// the human report) [default: human].
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<OutputFormat>,
-}
-
-/// `OutputArgs` over the config file's keys.
-#[derive(Debug, Clone)]
-pub struct Outputs {
-    pub result_out: Option<PathBuf>,
-    /// The audit report (.html or .md).
-    pub report: Option<PathBuf>,
-    pub format: OutputFormat,
 }
 
 impl OutputArgs {

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::atomic::AtomicFile;
 use crate::baseline::{self, AfterSnapshot, Redacting};
-use crate::cli::{CheckPlan, OutputFormat, RoundTripDirection};
+use crate::cli::{CheckPlan, RoundTripDirection};
 use crate::console::{note, progress};
 use crate::diff::{DiffSink, SchemaChanges, Summary, Tee};
 use crate::error::{Context, Error, Result, Verdict};
@@ -27,8 +27,8 @@ use crate::expect::shape::NewShape;
 use crate::expect::{CheckResult, Finding, Findings};
 use crate::migrate::{self, Kind, Ran, RunOptions};
 use crate::report::audit::{self, Audit, Section};
-use crate::report::ci::{self, Suite};
-use crate::report::{CheckReport, PatchWriter};
+use crate::report::ci::Suite;
+use crate::report::{CheckReport, PatchWriter, Rendered, emit};
 use crate::restore::{self, Dump};
 use crate::server::Server;
 
@@ -387,95 +387,63 @@ pub async fn check(plans: &[CheckPlan]) -> Result<Verdict> {
     Ok(Verdict::of(proven))
 }
 
-/// stdout in the chosen format, then --result-out and --report.
-fn write_outputs(
-    plans: &[CheckPlan],
-    dumps: &[Dump],
-    server: &Server,
-    boot_phases: &[(&'static str, Duration)],
-    outcomes: &mut [CaseOutcome],
-    mut run_results: Vec<CheckResult>,
-    started_at: SystemTime,
-) -> Result<bool> {
-    let shared = &plans[0];
-    // Without [[case]], one case: its report is the whole report, as it always was.
-    let single = plans.len() == 1 && shared.name.is_none();
-    if single {
-        outcomes[0].results.append(&mut run_results);
-    }
-    outcomes[0].phases.splice(0..0, boot_phases.iter().copied());
-    let server_text = server_fact(server);
-    let mut reports: Vec<CheckReport> = plans
-        .iter()
-        .zip(dumps)
-        .zip(outcomes.iter_mut())
-        .map(|((plan, dump), outcome)| CheckReport {
-            case: plan.name.as_deref(),
-            dump: &dump.path,
-            dump_format: dump.format.name(),
-            pg_dump_version: dump.pg_dump_version.as_deref(),
-            server: server_text.clone(),
-            downgrade: plan.downgrade.describe(),
-            upgrade: plan.roundtrip.as_ref().map(|r| match r.direction {
-                RoundTripDirection::UpFirst => r.upgrade.describe(),
-                RoundTripDirection::DownThenUp => {
-                    format!("{} (after the downgrade: round trip)", r.upgrade.describe())
-                }
-            }),
-            phases: &outcome.phases,
-            summary: &outcome.summary,
-            patch_out: plan.patch_out.as_deref(),
-            schema: &outcome.schema,
-            losses: &outcome.losses,
-            results: &mut outcome.results,
-        })
-        .collect();
-    let proven =
-        reports.iter().all(CheckReport::proven) && !run_results.iter().any(CheckResult::fails);
+/// A whole `check` as its outputs render it (`report::emit`).
+struct CheckRun<'a> {
+    plans: &'a [CheckPlan],
+    dumps: &'a [Dump],
+    server: String,
+    reports: Vec<CheckReport<'a>>,
+    /// Run-level checks (the baselines check), beside the cases' own.
+    run_results: Vec<CheckResult>,
+    /// No `[[case]]`: the one case's report is the whole report, as it always was.
+    single: bool,
+    proven: bool,
+    started: SystemTime,
+    boot_phases: &'a [(&'static str, Duration)],
+}
 
-    let mut stdout = std::io::stdout().lock();
-    let err = |e| Error::io("writing the report", e);
-    let write_json =
-        |out: &mut dyn std::io::Write, reports: &mut [CheckReport], run: &mut [CheckResult]| {
-            if single {
-                reports[0].write_json(out)
-            } else {
-                crate::report::write_cases_json(out, proven, reports, run)
-            }
-        };
-    match shared.outputs.format {
-        OutputFormat::Json => write_json(&mut stdout, &mut reports, &mut run_results)?,
-        format => {
-            let mut suites: Vec<Suite> = reports
-                .iter()
-                .map(|r| Suite {
-                    name: r.suite_name(),
-                    time: r.phases.iter().map(|(_, d)| *d).sum(),
-                    results: r.results,
-                })
-                .collect();
-            if !run_results.is_empty() {
-                suites.push(Suite {
-                    name: "baselines".into(),
-                    time: Duration::ZERO,
-                    results: &run_results,
-                });
-            }
-            ci::write_text(&mut stdout, format, &suites, |out| {
-                crate::report::write_cases_human(out, &reports, &run_results, single)
-            })
-            .map_err(err)?;
+impl Rendered for CheckRun<'_> {
+    fn write_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        crate::report::write_cases_human(out, &self.reports, &self.run_results, self.single)
+    }
+
+    fn write_json(&mut self, out: &mut dyn std::io::Write) -> Result<()> {
+        if self.single {
+            self.reports[0].write_json(out)
+        } else {
+            crate::report::write_cases_json(
+                out,
+                self.proven,
+                &mut self.reports,
+                &mut self.run_results,
+            )
         }
     }
-    if let Some(path) = &shared.outputs.result_out {
-        let mut file = AtomicFile::create(path)?;
-        write_json(&mut file, &mut reports, &mut run_results)?;
-        file.commit()?;
+
+    fn suites(&self) -> Vec<Suite<'_>> {
+        let mut suites: Vec<Suite> = self
+            .reports
+            .iter()
+            .map(|r| Suite {
+                name: r.suite_name(),
+                time: r.phases.iter().map(|(_, d)| *d).sum(),
+                results: r.results,
+            })
+            .collect();
+        if !self.run_results.is_empty() {
+            suites.push(Suite {
+                name: "baselines".into(),
+                time: Duration::ZERO,
+                results: &self.run_results,
+            });
+        }
+        suites
     }
-    if let Some(path) = &shared.outputs.report {
+
+    fn audit(&self) -> Result<Audit<'_>> {
         let mut inputs = Vec::new();
-        let mut facts = vec![("server".to_string(), server_text.clone())];
-        for (plan, dump) in plans.iter().zip(dumps) {
+        let mut facts = vec![("server".to_string(), self.server.clone())];
+        for (plan, dump) in self.plans.iter().zip(self.dumps) {
             let mut steps = vec![("downgrade", &plan.downgrade)];
             let case = plan
                 .name
@@ -495,7 +463,8 @@ fn write_outputs(
                 }
             }
         }
-        let mut sections: Vec<Section> = reports
+        let mut sections: Vec<Section> = self
+            .reports
             .iter()
             .map(|r| Section {
                 title: match r.case {
@@ -522,41 +491,100 @@ fn write_outputs(
                 results: r.results,
             })
             .collect();
-        if !run_results.is_empty() {
+        if !self.run_results.is_empty() {
             sections.push(Section {
                 title: "baselines".into(),
                 headlines: Vec::new(),
                 phases: &[],
                 tables: &NO_TABLES,
                 schema: &[],
-                results: &run_results,
+                results: &self.run_results,
             });
         }
-        let audit = Audit {
+        Ok(Audit {
             command: "check",
-            proven,
+            proven: self.proven,
             complete: true,
-            started: started_at,
+            started: self.started,
             facts,
             inputs,
-            phases: boot_phases,
+            phases: self.boot_phases,
             sections,
-        };
-        audit::write(&audit, path)?;
+        })
     }
+}
+
+/// Everything the run writes, through the one output path (`report::emit`).
+fn write_outputs(
+    plans: &[CheckPlan],
+    dumps: &[Dump],
+    server: &Server,
+    boot_phases: &[(&'static str, Duration)],
+    outcomes: &mut [CaseOutcome],
+    mut run_results: Vec<CheckResult>,
+    started_at: SystemTime,
+) -> Result<bool> {
+    let single = plans.len() == 1 && plans[0].name.is_none();
+    if single {
+        outcomes[0].results.append(&mut run_results);
+    }
+    outcomes[0].phases.splice(0..0, boot_phases.iter().copied());
+    let server_text = server_fact(server);
+    let reports: Vec<CheckReport> = plans
+        .iter()
+        .zip(dumps)
+        .zip(outcomes.iter_mut())
+        .map(|((plan, dump), outcome)| CheckReport {
+            case: plan.name.as_deref(),
+            dump: &dump.path,
+            dump_format: dump.format.name(),
+            pg_dump_version: dump.pg_dump_version.as_deref(),
+            server: server_text.clone(),
+            downgrade: plan.downgrade.describe(),
+            upgrade: plan.roundtrip.as_ref().map(|r| match r.direction {
+                RoundTripDirection::UpFirst => r.upgrade.describe(),
+                RoundTripDirection::DownThenUp => {
+                    format!("{} (after the downgrade: round trip)", r.upgrade.describe())
+                }
+            }),
+            phases: &outcome.phases,
+            summary: &outcome.summary,
+            patch_out: plan.patch_out.as_deref(),
+            schema: &outcome.schema,
+            losses: &outcome.losses,
+            results: &mut outcome.results,
+        })
+        .collect();
+    let proven =
+        reports.iter().all(CheckReport::proven) && !run_results.iter().any(CheckResult::fails);
     let built_in = [
         "rows-preserved",
         "data-lost",
         "no-op",
         crate::expect::shape::RULE,
     ];
-    for r in &reports {
-        if r.results.iter().all(|c| built_in.contains(&c.id.as_str())) {
-            note(format!(
-                "{}nothing but the built-in rule rows-preserved was checked; add --expect-patch or rules to prove the values",
-                r.case.map(|c| format!("case {c}: ")).unwrap_or_default()
-            ));
-        }
+    let weak: Vec<Option<&str>> = reports
+        .iter()
+        .filter(|r| r.results.iter().all(|c| built_in.contains(&c.id.as_str())))
+        .map(|r| r.case)
+        .collect();
+    let mut run = CheckRun {
+        plans,
+        dumps,
+        server: server_text,
+        reports,
+        run_results,
+        single,
+        proven,
+        started: started_at,
+        boot_phases,
+    };
+    emit(&plans[0].outputs, &mut run)?;
+    for case in weak {
+        note(format!(
+            "{}nothing but the built-in rule rows-preserved was checked; add --expect-patch or rules to prove the values",
+            case.map(|c| format!("case {c}: ")).unwrap_or_default()
+        ));
     }
     Ok(proven)
 }

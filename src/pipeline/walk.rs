@@ -10,17 +10,17 @@ use super::{
     BEFORE_DB, WORK_DB, audit_inputs, boot_and_restore, copy_database, data_lost, describe_step,
     diff_databases, drop_databases, dump_fact, server_fact, tables_after, tables_of,
 };
-use crate::atomic::AtomicFile;
-use crate::cli::{OutputFormat, WalkPlan};
+use crate::cli::WalkPlan;
 use crate::console::{note, progress};
 use crate::diff::{DiffSink, SchemaChanges, Tee};
 use crate::error::{Error, Result, Verdict};
 use crate::expect::rules::{RowsPreserved, SchemaLoss};
 use crate::expect::shape::NewShape;
 use crate::migrate::{self, Kind, RunOptions, Step};
-use crate::report::audit::{self, Audit, Section};
-use crate::report::ci::{self, Suite};
-use crate::report::{WalkReport, WalkStep, show_rev};
+use crate::report::audit::{Audit, Section};
+use crate::report::ci::Suite;
+use crate::report::{Rendered, WalkReport, WalkStep, emit, show_rev};
+use crate::restore::Dump;
 use crate::server::{OWNER_ROLE, Server};
 use crate::snapshot::db;
 
@@ -186,7 +186,7 @@ pub async fn walk(plan: &WalkPlan) -> Result<Verdict> {
             note(format!("allow_lost names {name}, which no step lost"));
         }
     }
-    let mut report = WalkReport {
+    let report = WalkReport {
         dump: &dump.path,
         dump_format: dump.format.name(),
         pg_dump_version: dump.pg_dump_version.as_deref(),
@@ -198,46 +198,65 @@ pub async fn walk(plan: &WalkPlan) -> Result<Verdict> {
         complete: outcome.is_ok(),
     };
     // What was walked is reported even when a step fails: it is what the user needs to see.
-    let mut stdout = std::io::stdout().lock();
-    let err = |e| Error::io("writing the report", e);
-    match plan.outputs.format {
-        OutputFormat::Json => report.write_json(&mut stdout)?,
-        format => {
-            let suites: Vec<Suite> = report
-                .steps
-                .iter()
-                .map(|s| Suite {
-                    name: s.title(),
-                    time: s.phases.iter().map(|(_, d)| *d).sum(),
-                    results: &s.results,
-                })
-                .collect();
-            ci::write_text(&mut stdout, format, &suites, |out| report.write_human(out))
-                .map_err(err)?;
-        }
+    let mut run = WalkRun {
+        plan,
+        dump: &dump,
+        started: started_at,
+        report,
+    };
+    emit(&plan.outputs, &mut run)?;
+    let report = run.report;
+    outcome?;
+    Ok(Verdict::of(report.proven()))
+}
+
+/// A whole `walk` as its outputs render it (`report::emit`).
+struct WalkRun<'a> {
+    plan: &'a WalkPlan,
+    dump: &'a Dump,
+    started: SystemTime,
+    report: WalkReport<'a>,
+}
+
+impl Rendered for WalkRun<'_> {
+    fn write_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.report.write_human(out)
     }
-    if let Some(path) = &plan.outputs.result_out {
-        let mut file = AtomicFile::create(path)?;
-        report.write_json(&mut file)?;
-        file.commit()?;
+
+    fn write_json(&mut self, out: &mut dyn std::io::Write) -> Result<()> {
+        self.report.write_json(out)
     }
-    if let Some(path) = &plan.outputs.report {
-        let audit = Audit {
+
+    fn suites(&self) -> Vec<Suite<'_>> {
+        self.report
+            .steps
+            .iter()
+            .map(|s| Suite {
+                name: s.title(),
+                time: s.phases.iter().map(|(_, d)| *d).sum(),
+                results: &s.results,
+            })
+            .collect()
+    }
+
+    fn audit(&self) -> Result<Audit<'_>> {
+        let report = &self.report;
+        Ok(Audit {
             command: "walk",
             proven: report.proven(),
             complete: report.complete,
-            started: started_at,
+            started: self.started,
             facts: vec![
-                ("dump".into(), dump_fact(&dump)),
+                ("dump".into(), dump_fact(self.dump)),
                 ("server".into(), report.server.clone()),
-                ("step".into(), describe_step(&plan.step)),
+                ("step".into(), describe_step(&self.plan.step)),
                 (
                     "walked".into(),
-                    format!("{} steps, down to {}", report.steps.len(), plan.to),
+                    format!("{} steps, down to {}", report.steps.len(), self.plan.to),
                 ),
             ],
-            inputs: audit_inputs(&plan.input, &[], None)?,
-            phases: &phases,
+            inputs: audit_inputs(&self.plan.input, &[], None)?,
+            phases: report.phases,
             sections: report
                 .steps
                 .iter()
@@ -250,9 +269,6 @@ pub async fn walk(plan: &WalkPlan) -> Result<Verdict> {
                     results: &s.results,
                 })
                 .collect(),
-        };
-        audit::write(&audit, path)?;
+        })
     }
-    outcome?;
-    Ok(Verdict::of(report.proven()))
 }

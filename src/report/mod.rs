@@ -6,6 +6,9 @@
 
 pub mod audit;
 pub mod ci;
+mod emit;
+
+pub use emit::{Outputs, Rendered, emit};
 
 use std::io::{self, Write};
 use std::path::Path;
