@@ -599,6 +599,17 @@ fn load_config(explicit: Option<&Path>) -> Result<Loaded> {
     Ok(Loaded { config, base, path })
 }
 
+/// A whole `check`: the settings of the run, and its cases (one, or the chosen `[[case]]`s).
+#[derive(Debug, Clone)]
+pub struct CheckRunPlan {
+    pub run: RunSettings,
+    pub outputs: Outputs,
+    /// Check mode (`--check`, CI=true): no pending baseline written; pending and orphaned
+    /// baselines fail the run.
+    pub check_baselines: bool,
+    pub cases: Vec<CheckPlan>,
+}
+
 /// Everything one `check` case needs, resolved.
 #[derive(Debug, Clone)]
 pub struct CheckPlan {
@@ -612,10 +623,6 @@ pub struct CheckPlan {
     /// The after-snapshot baseline.
     pub expect_after: Option<PathBuf>,
     pub patch_out: Option<PathBuf>,
-    pub outputs: Outputs,
-    /// Check mode (`--check`, CI=true): no pending baseline written; pending and orphaned
-    /// baselines fail the run.
-    pub check_baselines: bool,
     pub volatile: Volatile,
     pub metadata_rules: Vec<MetadataSpec>,
     pub after: AfterSpec,
@@ -649,8 +656,10 @@ pub enum RoundTripDirection {
     DownThenUp,
 }
 
+/// What applies to the whole run, whatever the command and however many cases: read from the
+/// flags and the config's top level only.
 #[derive(Debug, Clone)]
-pub struct InputPlan {
+pub struct RunSettings {
     /// The whole run's limit (`--timeout` / `timeout`).
     pub timeout: Option<Duration>,
     /// No progress lines or notes (`--quiet` / `quiet`).
@@ -659,45 +668,34 @@ pub struct InputPlan {
     pub verbose: bool,
     /// Hash data values in every output (`--redact` / `redact`).
     pub redact: bool,
-    pub dump: PathBuf,
-    /// The config file read, if any (reports list it).
-    pub config: Option<PathBuf>,
-    pub tables: Vec<String>,
     pub binaries: BinaryOptions,
     pub server: ServerOptions,
 }
 
+/// What one case restores and snapshots.
+#[derive(Debug, Clone)]
+pub struct InputPlan {
+    pub dump: PathBuf,
+    /// The config file read, if any (reports list it).
+    pub config: Option<PathBuf>,
+    pub tables: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct SnapshotPlan {
+    pub run: RunSettings,
     pub input: InputPlan,
     pub out: Option<PathBuf>,
 }
 
-fn input_plan(args: &InputArgs, globals: &Globals, loaded: &Loaded) -> Result<InputPlan> {
+fn run_settings(args: &InputArgs, globals: &Globals, loaded: &Loaded) -> RunSettings {
     let file = &loaded.config;
     let pg = file.postgres.as_ref();
-    let dump = args
-        .dump
-        .clone()
-        .or_else(|| loaded.path(&file.dump))
-        .ok_or_else(|| {
-            Error::Config(
-                "no dump given: pass --dump FILE, or set `dump` in pgsnapdiff.toml".into(),
-            )
-        })?;
-    let tables = if args.tables.is_empty() {
-        file.tables.clone().unwrap_or_default()
-    } else {
-        args.tables.clone()
-    };
-    Ok(InputPlan {
+    RunSettings {
         timeout: globals.timeout.or(file.timeout).map(Duration::from_secs),
         quiet: globals.quiet || file.quiet.unwrap_or(false),
         verbose: globals.verbose,
         redact: globals.redact || file.redact.unwrap_or(false),
-        dump,
-        config: loaded.path.clone(),
-        tables,
         binaries: BinaryOptions {
             pg_bin: args
                 .pg_bin
@@ -723,6 +721,29 @@ fn input_plan(args: &InputArgs, globals: &Globals, loaded: &Loaded) -> Result<In
                 .or_else(|| pg.and_then(|p| loaded.path(&p.work_dir))),
             space_needed: 0,
         },
+    }
+}
+
+fn input_plan(args: &InputArgs, loaded: &Loaded) -> Result<InputPlan> {
+    let file = &loaded.config;
+    let dump = args
+        .dump
+        .clone()
+        .or_else(|| loaded.path(&file.dump))
+        .ok_or_else(|| {
+            Error::Config(
+                "no dump given: pass --dump FILE, or set `dump` in pgsnapdiff.toml".into(),
+            )
+        })?;
+    let tables = if args.tables.is_empty() {
+        file.tables.clone().unwrap_or_default()
+    } else {
+        args.tables.clone()
+    };
+    Ok(InputPlan {
+        dump,
+        config: loaded.path.clone(),
+        tables,
     })
 }
 
@@ -746,10 +767,19 @@ impl Cli {
     }
 }
 
-/// One plan per case: the config's `[[case]]`s (those chosen with --case), or the one case
-/// the top-level keys and flags describe. Shared settings are the same in every plan.
-pub fn check_plans(args: &CheckArgs, globals: &Globals) -> Result<Vec<CheckPlan>> {
+/// The run and its cases: the config's `[[case]]`s (those chosen with --case), or the one case
+/// the top-level keys and flags describe.
+pub fn check_plans(args: &CheckArgs, globals: &Globals) -> Result<CheckRunPlan> {
     let loaded = load_config(args.input.config.as_deref())?;
+    Ok(CheckRunPlan {
+        run: run_settings(&args.input, globals, &loaded),
+        outputs: args.outputs.resolve(&loaded)?,
+        check_baselines: args.check || ci(),
+        cases: check_cases(args, &loaded)?,
+    })
+}
+
+fn check_cases(args: &CheckArgs, loaded: &Loaded) -> Result<Vec<CheckPlan>> {
     let cases = &loaded.config.case;
     if cases.is_empty() {
         if !args.cases.is_empty() {
@@ -757,7 +787,7 @@ pub fn check_plans(args: &CheckArgs, globals: &Globals) -> Result<Vec<CheckPlan>
                 "--case: the config has no [[case]]; drop --case, or add [[case]] tables".into(),
             ));
         }
-        return Ok(vec![check_plan(args, globals, &loaded, None)?]);
+        return Ok(vec![check_plan(args, loaded, None)?]);
     }
     let mut names = std::collections::BTreeSet::new();
     for case in cases {
@@ -812,18 +842,13 @@ pub fn check_plans(args: &CheckArgs, globals: &Globals) -> Result<Vec<CheckPlan>
                 config: loaded.config.for_case(case),
                 ..loaded.clone()
             };
-            check_plan(args, globals, &view, Some(case.name.clone()))
+            check_plan(args, &view, Some(case.name.clone()))
         })
         .collect()
 }
 
-fn check_plan(
-    args: &CheckArgs,
-    globals: &Globals,
-    loaded: &Loaded,
-    name: Option<String>,
-) -> Result<CheckPlan> {
-    let input = input_plan(&args.input, globals, loaded)?;
+fn check_plan(args: &CheckArgs, loaded: &Loaded, name: Option<String>) -> Result<CheckPlan> {
+    let input = input_plan(&args.input, loaded)?;
     let file = loaded.config.downgrade.as_ref();
     let downgrade = if !args.downgrade_sql.is_empty() {
         Step::Sql(args.downgrade_sql.clone())
@@ -876,8 +901,6 @@ fn check_plan(
             .patch_out
             .clone()
             .or_else(|| loaded.path(&loaded.config.patch_out)),
-        outputs: args.outputs.resolve(loaded)?,
-        check_baselines: args.check || ci(),
         volatile: Volatile::parse(
             &loaded
                 .config
@@ -1142,6 +1165,7 @@ fn command_spec(
 /// Everything `walk` needs, resolved.
 #[derive(Debug, Clone)]
 pub struct WalkPlan {
+    pub run: RunSettings,
     pub input: InputPlan,
     /// The revision to stop at; `base` is the empty revision set.
     pub to: String,
@@ -1184,7 +1208,8 @@ pub fn baseline_plan(args: &BaselineArgs) -> Result<BaselinePlan> {
 
 pub fn walk_plan(args: &WalkArgs, globals: &Globals) -> Result<WalkPlan> {
     let loaded = load_config(args.input.config.as_deref())?;
-    let input = input_plan(&args.input, globals, &loaded)?;
+    let run = run_settings(&args.input, globals, &loaded);
+    let input = input_plan(&args.input, &loaded)?;
     let walk = loaded.config.walk.as_ref();
     let downgrade = loaded.config.downgrade.as_ref();
     let to = args
@@ -1209,6 +1234,7 @@ pub fn walk_plan(args: &WalkArgs, globals: &Globals) -> Result<WalkPlan> {
         return Err(Error::Config("--max-steps must be at least 1".into()));
     }
     Ok(WalkPlan {
+        run,
         input,
         to,
         step: Step::Command(command_spec(command, &args.migration, downgrade, &loaded)),
@@ -1235,7 +1261,8 @@ pub fn walk_plan(args: &WalkArgs, globals: &Globals) -> Result<WalkPlan> {
 pub fn snapshot_plan(args: &SnapshotArgs, globals: &Globals) -> Result<SnapshotPlan> {
     let loaded = load_config(args.input.config.as_deref())?;
     Ok(SnapshotPlan {
-        input: input_plan(&args.input, globals, &loaded)?,
+        run: run_settings(&args.input, globals, &loaded),
+        input: input_plan(&args.input, &loaded)?,
         out: args.out.clone(),
     })
 }
@@ -1252,7 +1279,7 @@ mod tests {
         let Cmd::Check(check) = &cli.command else {
             panic!("not a check")
         };
-        check_plans(check, &cli.globals())
+        check_plans(check, &cli.globals()).map(|run| run.cases)
     }
 
     fn command(plan: &CheckPlan) -> &CommandSpec {

@@ -76,32 +76,31 @@ pub async fn run(cli: Cli) -> Result<Verdict> {
     let globals = cli.globals();
     match &cli.command {
         Cmd::Check(args) => {
-            let plans = cli::check_plans(args, &globals)?;
-            let input = &plans[0].input;
-            console::set_verbosity(input.quiet, input.verbose);
-            if input.redact {
+            let plan = cli::check_plans(args, &globals)?;
+            console::set_verbosity(plan.run.quiet, plan.run.verbose);
+            if plan.run.redact {
                 redact::enable();
             }
-            within(input.timeout, pipeline::check::check(&plans)).await
+            within(plan.run.timeout, pipeline::check::check(&plan)).await
         }
         Cmd::Snapshot(args) => {
             let plan = cli::snapshot_plan(args, &globals)?;
-            console::set_verbosity(plan.input.quiet, plan.input.verbose);
-            if plan.input.redact {
+            console::set_verbosity(plan.run.quiet, plan.run.verbose);
+            if plan.run.redact {
                 redact::enable();
             }
-            within(plan.input.timeout, async {
+            within(plan.run.timeout, async {
                 pipeline::snapshot(&plan).await.map(|()| Verdict::Proven)
             })
             .await
         }
         Cmd::Walk(args) => {
             let plan = cli::walk_plan(args, &globals)?;
-            console::set_verbosity(plan.input.quiet, plan.input.verbose);
-            if plan.input.redact {
+            console::set_verbosity(plan.run.quiet, plan.run.verbose);
+            if plan.run.redact {
                 redact::enable();
             }
-            within(plan.input.timeout, pipeline::walk::walk(&plan)).await
+            within(plan.run.timeout, pipeline::walk::walk(&plan)).await
         }
         Cmd::Review(args) | Cmd::Accept(args) | Cmd::Reject(args) => {
             let plan = cli::baseline_plan(args)?;

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::atomic::AtomicFile;
 use crate::baseline::{self, AfterSnapshot, Redacting};
-use crate::cli::{CheckPlan, RoundTripDirection};
+use crate::cli::{CheckPlan, CheckRunPlan, RoundTripDirection};
 use crate::console::{note, progress};
 use crate::diff::{DiffSink, SchemaChanges, Summary, Tee};
 use crate::error::{Context, Error, Result, Verdict};
@@ -67,9 +67,11 @@ struct Prepared {
     /// The pending baseline (`baseline::pending_of`), committed only on a mismatch, never in
     /// check mode.
     pending: Option<PatchWriter<AtomicFile>>,
+    /// Check mode (`--check`, CI=true), run-wide.
+    check_mode: bool,
 }
 
-fn prepare(plan: &CheckPlan) -> Result<Prepared> {
+fn prepare(plan: &CheckPlan, check_mode: bool) -> Result<Prepared> {
     // Cheap checks first: a typo must not cost a restore.
     plan.downgrade.validate()?;
     if let Some(rt) = &plan.roundtrip {
@@ -81,7 +83,7 @@ fn prepare(plan: &CheckPlan) -> Result<Prepared> {
         .map(|p| ExpectedPatch::load(p, &plan.volatile))
         .transpose()?;
     // The pending baseline, committed only on a mismatch, never in check mode.
-    let pending = match (&plan.expect_patch, plan.check_baselines) {
+    let pending = match (&plan.expect_patch, check_mode) {
         (Some(baseline), false) => {
             let path = baseline::pending_of(baseline);
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -91,7 +93,11 @@ fn prepare(plan: &CheckPlan) -> Result<Prepared> {
         }
         _ => None,
     };
-    Ok(Prepared { expected, pending })
+    Ok(Prepared {
+        expected,
+        pending,
+        check_mode,
+    })
 }
 
 async fn run_case(
@@ -103,6 +109,7 @@ async fn run_case(
     let Prepared {
         mut expected,
         mut pending,
+        check_mode,
     } = prepared;
     let mut phases = Vec::new();
     restore_work(server, dump, &mut phases).await?;
@@ -200,15 +207,10 @@ async fn run_case(
     let mut results = Vec::new();
     if let (Some(e), Some(baseline)) = (expected, &plan.expect_patch) {
         let mut result = e.finish()?;
-        baseline::settle(
-            &mut result,
-            baseline,
-            plan.check_baselines,
-            |_| match pending {
-                Some(writer) => writer.finish()?.commit(),
-                None => Ok(()),
-            },
-        )?;
+        baseline::settle(&mut result, baseline, check_mode, |_| match pending {
+            Some(writer) => writer.finish()?.commit(),
+            None => Ok(()),
+        })?;
         results.push(result);
     }
     results.extend(judge_movement(plan, &schema, &summary, &downgrade_output)?);
@@ -286,7 +288,7 @@ async fn run_case(
             "comparing the after-snapshot with {}",
             path.display()
         ));
-        results.push(snapshot.check(path, plan.check_baselines).await?);
+        results.push(snapshot.check(path, check_mode).await?);
         phases.push(("after-snapshot", started.elapsed()));
     }
 
@@ -325,10 +327,14 @@ fn judge_movement(
     Ok(results)
 }
 
-pub async fn check(plans: &[CheckPlan]) -> Result<Verdict> {
+pub async fn check(run: &CheckRunPlan) -> Result<Verdict> {
     let started_at = SystemTime::now();
+    let plans = &run.cases[..];
     // Cheap checks first: a typo must not cost a restore.
-    let prepared: Vec<Prepared> = plans.iter().map(prepare).collect::<Result<_>>()?;
+    let prepared: Vec<Prepared> = plans
+        .iter()
+        .map(|p| prepare(p, run.check_baselines))
+        .collect::<Result<_>>()?;
     let dumps: Vec<Dump> = plans
         .iter()
         .map(|p| restore::inspect(&p.input.dump))
@@ -337,7 +343,7 @@ pub async fn check(plans: &[CheckPlan]) -> Result<Verdict> {
         plan.downgrade.note_inherited_connections();
     }
     let mut phases = Vec::new();
-    let server = boot(&plans[0].input, &dumps, &mut phases).await?;
+    let server = boot(&run.run, &dumps, &mut phases).await?;
     let mut outcomes = Vec::new();
     let mut errors = Vec::new();
     for ((plan, dump), prepared) in plans.iter().zip(&dumps).zip(prepared) {
@@ -364,11 +370,11 @@ pub async fn check(plans: &[CheckPlan]) -> Result<Verdict> {
         .iter()
         .flat_map(|p| p.expect_patch.iter().chain(&p.expect_after).cloned())
         .collect();
-    if plans[0].check_baselines && !used.is_empty() {
+    if run.check_baselines && !used.is_empty() {
         run_results.push(baseline::check_result(&used)?);
     }
     let proven = write_outputs(
-        plans,
+        run,
         &dumps,
         &server,
         &phases,
@@ -516,7 +522,7 @@ impl Rendered for CheckRun<'_> {
 
 /// Everything the run writes, through the one output path (`report::emit`).
 fn write_outputs(
-    plans: &[CheckPlan],
+    run_plan: &CheckRunPlan,
     dumps: &[Dump],
     server: &Server,
     boot_phases: &[(&'static str, Duration)],
@@ -524,6 +530,7 @@ fn write_outputs(
     mut run_results: Vec<CheckResult>,
     started_at: SystemTime,
 ) -> Result<bool> {
+    let plans = &run_plan.cases[..];
     let single = plans.len() == 1 && plans[0].name.is_none();
     if single {
         outcomes[0].results.append(&mut run_results);
@@ -579,7 +586,7 @@ fn write_outputs(
         started: started_at,
         boot_phases,
     };
-    emit(&plans[0].outputs, &mut run)?;
+    emit(&run_plan.outputs, &mut run)?;
     for case in weak {
         note(format!(
             "{}nothing but the built-in rule rows-preserved was checked; add --expect-patch or rules to prove the values",

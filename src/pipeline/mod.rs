@@ -11,7 +11,7 @@ pub mod walk;
 
 use crate::atomic::AtomicFile;
 use crate::baseline::{self, Redacting};
-use crate::cli::{InputPlan, SnapshotPlan};
+use crate::cli::{InputPlan, RunSettings, SnapshotPlan};
 use crate::console::{note, progress};
 use crate::diff;
 use crate::error::{Context, Error, Result, Verdict};
@@ -35,11 +35,11 @@ const HEADER_TABLES: &[&str] = &["alembic_version"];
 
 /// Find binaries for the dumps (the newest pg_dump decides), and boot.
 async fn boot(
-    input: &InputPlan,
+    run: &RunSettings,
     dumps: &[Dump],
     phases: &mut Vec<(&'static str, Duration)>,
 ) -> Result<Server> {
-    let mut opts = input.binaries.clone();
+    let mut opts = run.binaries.clone();
     opts.min_major = dumps.iter().filter_map(Dump::pg_dump_major).max();
     let bins = crate::server::resolve_binaries(&opts).await?;
     for dump in dumps {
@@ -52,7 +52,7 @@ async fn boot(
         bins.origin,
         bins.bin_dir.display()
     ));
-    let mut server_opts = input.server.clone();
+    let mut server_opts = run.server.clone();
     server_opts.space_needed = dumps.iter().map(Dump::space_estimate).max().unwrap_or(0);
     let server = Server::start(bins, &server_opts).await?;
     phases.push(("boot", started.elapsed()));
@@ -109,11 +109,12 @@ fn server_fact(server: &Server) -> String {
 
 /// Inspect the dump, find binaries for it, boot, restore into `WORK_DB`.
 async fn boot_and_restore(
+    run: &RunSettings,
     input: &InputPlan,
     phases: &mut Vec<(&'static str, Duration)>,
 ) -> Result<(Dump, Server)> {
     let dump = restore::inspect(&input.dump)?;
-    let server = boot(input, std::slice::from_ref(&dump), phases).await?;
+    let server = boot(run, std::slice::from_ref(&dump), phases).await?;
     restore_work(&server, &dump, phases).await?;
     Ok((dump, server))
 }
@@ -313,7 +314,7 @@ fn dump_fact(dump: &Dump) -> String {
 
 pub async fn snapshot(plan: &SnapshotPlan) -> Result<()> {
     let mut phases = Vec::new();
-    let (dump, server) = boot_and_restore(&plan.input, &mut phases).await?;
+    let (dump, server) = boot_and_restore(&plan.run, &plan.input, &mut phases).await?;
     let started = Instant::now();
     let client = server.connect(WORK_DB).await?;
     let tables = select_tables(db::tables(&client).await?, &plan.input.tables, &dump.path)?;

@@ -135,7 +135,7 @@ pub async fn walk(plan: &WalkPlan) -> Result<Verdict> {
     plan.step.validate()?;
     plan.step.note_inherited_connections();
     let mut phases = Vec::new();
-    let (dump, server) = boot_and_restore(&plan.input, &mut phases).await?;
+    let (dump, server) = boot_and_restore(&plan.run, &plan.input, &mut phases).await?;
     let start = revision(&server, plan).await?;
     if start.is_empty() && plan.to != "base" {
         return Err(Error::Config(format!(
