@@ -529,11 +529,6 @@ fn parse_config(text: &str) -> std::result::Result<FileConfig, toml::de::Error> 
     toml::from_str(text)
 }
 
-/// Parse config text and report only whether it is valid (for the fuzzer, `scripts/fuzz`).
-pub fn config_text_is_valid(text: &str) -> bool {
-    parse_config(text).is_ok()
-}
-
 /// A loaded config file and the directory its relative paths start from.
 #[derive(Clone)]
 struct Loaded {
@@ -1361,5 +1356,17 @@ mod tests {
         let plan = &plans(&[&base[..], &["--reupgrade-sql", "u.sql"]].concat()).unwrap()[0];
         let rt = plan.roundtrip.as_ref().unwrap();
         assert_eq!(rt.direction, RoundTripDirection::DownThenUp);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// A config file is user text: any mutation of the sample's parses or is refused, never
+        /// a panic.
+        #[test]
+        fn any_config_text_parses_or_is_refused(
+            data in crate::mutate::mutated(include_bytes!("../pgsnapdiff.toml").to_vec())
+        ) {
+            let _ = parse_config(&String::from_utf8_lossy(&data));
+        }
     }
 }

@@ -2,27 +2,29 @@
 //!
 //! See ARCHITECTURE.md for the code map. `run` is the whole program; `main.rs` only calls it.
 
-// Ground floor: used by everything above, importing nothing of the crate but `error`.
+// The modules' floors, and the rule that every import points down, are in `layers.rs` (a
+// test) and ARCHITECTURE.md "Layers"; rustfmt keeps this list alphabetical.
 pub mod atomic;
-pub mod console;
-pub mod error;
-mod process;
-pub mod redact;
-pub mod volatile;
-// The stages, bottom up (each imports only modules listed before it; see ARCHITECTURE.md and
-// the `layers` test).
 pub mod baseline;
 pub mod cli;
+pub mod console;
 pub mod diff;
+pub mod error;
 pub mod expect;
 pub mod migrate;
 pub mod pipeline;
+mod process;
+pub mod redact;
 pub mod report;
 pub mod restore;
 pub mod server;
 pub mod snapshot;
+pub mod volatile;
 
-pub mod layers;
+#[cfg(test)]
+mod layers;
+#[cfg(test)]
+mod mutate;
 
 use std::process::ExitCode;
 use std::time::Duration;

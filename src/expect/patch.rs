@@ -133,3 +133,30 @@ impl DiffSink for ExpectedPatch {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::read_patch;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Expected patches are files a user edits: any mutation is read or refused, never a
+        /// panic.
+        #[test]
+        fn any_bytes_are_a_patch_or_an_error(data in crate::mutate::mutated(
+            br#"[
+  {"op":"replace","path":"/alembic_version/0","value":"a1"},
+  {"op":"remove","path":"/data/public.t/1/a~1b"},
+  {"op":"add","path":"/data/public.t/2","value":{"x":[1,2.50,null]}}
+]
+"#.to_vec()))
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p.json");
+            std::fs::write(&path, &data).unwrap();
+            let _ = read_patch(&path);
+        }
+    }
+}

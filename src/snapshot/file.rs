@@ -496,4 +496,49 @@ mod tests {
         );
         assert_eq!(fast["alembic_version"], json!(["a1"]));
     }
+
+    /// Snapshot files come from anywhere: on any mutation of a valid one, the reader (both its
+    /// paths) yields events or an error, and its parser thread never panics.
+    #[test]
+    fn any_bytes_give_events_or_an_error_never_a_panic() {
+        use proptest::prelude::*;
+        static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            default(info)
+        }));
+        let header = crate::snapshot::Header {
+            alembic_version: json!(["a1"]),
+            schema: json!({"tables": {"public.t": {"columns": {"id": {"type": "integer"}}}}}),
+        };
+        let mut w = super::Writer::begin(Vec::new(), &header).unwrap();
+        w.table("public.t").unwrap();
+        for (k, v) in [
+            ("1", json!({"id": 1, "d": [1, 2]})),
+            ("2", json!({"id": 2})),
+        ] {
+            w.row(k, &v).unwrap();
+        }
+        let seed = w.finish().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        proptest!(ProptestConfig::with_cases(200), |(data in crate::mutate::mutated(seed.clone()))| {
+            let path = dir.path().join("s.json");
+            std::fs::write(&path, &data).unwrap();
+            runtime.block_on(async {
+                let Ok(mut source) = FileSource::open(&path) else { return };
+                if source.header().await.is_err() {
+                    return;
+                }
+                while let Ok(Some(_)) = source.next_table().await {
+                    while let Ok(Some(_)) = source.next_row().await {}
+                }
+            });
+            prop_assert_eq!(PANICS.load(std::sync::atomic::Ordering::SeqCst), 0);
+        });
+    }
 }
