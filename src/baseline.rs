@@ -16,7 +16,7 @@ use json_patch::PatchOperation;
 use serde_json::Value;
 
 use crate::atomic::AtomicFile;
-use crate::console::note;
+use crate::console::{note, paint, style};
 use crate::diff::{self, DiffSink};
 use crate::error::{Context, Error, Result};
 use crate::expect::{CheckResult, Finding, Findings};
@@ -351,14 +351,14 @@ pub fn diff_text(pending: &Path, color: bool) -> Result<String> {
     out.push_str(&header);
     for hunk in diff.unified_diff().context_radius(2).iter_hunks() {
         for line in hunk.to_string().lines() {
-            let paint = match line.as_bytes().first() {
-                Some(b'+') if color => "\x1b[32m",
-                Some(b'-') if color => "\x1b[31m",
-                Some(b'@') if color => "\x1b[36m",
-                _ => "",
+            let line = match line.as_bytes().first() {
+                Some(b'+') => paint(line, style::ADDED, color),
+                Some(b'-') => paint(line, style::REMOVED, color),
+                Some(b'@') => paint(line, style::HUNK, color),
+                _ => line.to_string(),
             };
-            let reset = if paint.is_empty() { "" } else { "\x1b[0m" };
-            out.push_str(&format!("{paint}{line}{reset}\n"));
+            out.push_str(&line);
+            out.push('\n');
         }
     }
     Ok(out)

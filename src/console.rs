@@ -46,3 +46,24 @@ pub fn color_stdout() -> bool {
 pub fn verbose() -> bool {
     VERBOSE.load(Ordering::Relaxed)
 }
+
+/// The styles of the terminal output (anstyle): verdict labels and diff lines.
+pub mod style {
+    use anstyle::{AnsiColor, Style};
+
+    pub const PASS: Style = AnsiColor::Green.on_default();
+    pub const FAIL: Style = AnsiColor::Red.on_default().bold();
+    pub const WARN: Style = AnsiColor::Yellow.on_default();
+    pub const ADDED: Style = AnsiColor::Green.on_default();
+    pub const REMOVED: Style = AnsiColor::Red.on_default();
+    pub const HUNK: Style = AnsiColor::Cyan.on_default();
+}
+
+/// `text` in `style` when `color` (stdout is a terminal without NO_COLOR), else as it is.
+pub fn paint(text: &str, style: anstyle::Style, color: bool) -> String {
+    if color {
+        format!("{style}{text}{style:#}")
+    } else {
+        text.to_string()
+    }
+}

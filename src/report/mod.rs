@@ -18,7 +18,7 @@ use json_patch::PatchOperation;
 use serde_json::{Value, json};
 
 use crate::atomic::AtomicFile;
-use crate::console::{color_stdout, stderr_line, verbose};
+use crate::console::{color_stdout, stderr_line, style, verbose};
 use crate::diff::{DiffSink, SchemaChanges, Summary};
 use crate::error::{Context, Error, Result};
 use crate::expect::rules::{Loss, LossKind};
@@ -29,16 +29,12 @@ const SHOW: usize = 20;
 
 /// A PASS/FAIL/WARN label, in color when `color`.
 fn paint(label: &str, color: bool) -> String {
-    let code = match label {
-        "PASS" => "32",
-        "FAIL" => "1;31",
-        _ => "33",
+    let style = match label {
+        "PASS" => style::PASS,
+        "FAIL" => style::FAIL,
+        _ => style::WARN,
     };
-    if color {
-        format!("\x1b[{code}m{label}\x1b[0m")
-    } else {
-        label.to_string()
-    }
+    crate::console::paint(label, style, color)
 }
 
 pub fn secs(d: Duration) -> String {
