@@ -82,8 +82,8 @@ pub(crate) fn django_settings_with_their_own_database_are_an_error_not_a_proof()
         "{} manage.py migrate shop 0001",
         venv().join("bin/python").display()
     );
-    let out = ctx
-        .command(&[
+    let run = ctx.finish(
+        ctx.command(&[
             "check",
             "-c",
             "/dev/null",
@@ -94,15 +94,8 @@ pub(crate) fn django_settings_with_their_own_database_are_an_error_not_a_proof()
             "--downgrade-cwd",
             s(&project),
         ])
-        .env("DJANGO_SETTINGS_MODULE", "shopsite.settings_prod")
-        .output()
-        .unwrap();
-    ctx.assert_clean();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+        .env("DJANGO_SETTINGS_MODULE", "shopsite.settings_prod"),
+    );
     run.assert_error(&[
         "exited 0 but never connected to the throwaway database pgsnapdiff",
         "inherited variables that point at a database: DJANGO_SETTINGS_MODULE",

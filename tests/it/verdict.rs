@@ -38,20 +38,10 @@ pub(crate) fn downgrade_that_migrates_another_database_is_an_error_that_names_th
         args.extend_from_slice(&SAMPLE_LOSS);
         args.extend_from_slice(&["--expect-patch", s(&baseline)]);
         args.extend_from_slice(extra);
-        let out = ctx
-            .command(&args)
-            .env(
-                "APP_DATABASE_URL",
-                theirs.url(db).replace("postgresql:", "postgresql+asyncpg:"),
-            )
-            .output()
-            .unwrap();
-        ctx.assert_clean();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        ctx.finish(ctx.command(&args).env(
+            "APP_DATABASE_URL",
+            theirs.url(db).replace("postgresql:", "postgresql+asyncpg:"),
+        ))
     };
 
     let run = check("app", &[]);
@@ -335,19 +325,12 @@ pub(crate) fn migration_commands_get_our_connection_only_and_isolate_env_gives_t
         .unwrap();
     };
     let run = |ctx: &Ctx| {
-        let out = ctx
-            .command(&["check", "-c", s(&config)])
-            .env("SECRET_DB_URL", secret)
-            .env("PGSERVICE", "prod")
-            .env("PGOPTIONS", "-c search_path=evil")
-            .output()
-            .unwrap();
-        ctx.assert_clean();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        ctx.finish(
+            ctx.command(&["check", "-c", s(&config)])
+                .env("SECRET_DB_URL", secret)
+                .env("PGSERVICE", "prod")
+                .env("PGOPTIONS", "-c search_path=evil"),
+        )
     };
     let names = |text: &str| -> Vec<String> {
         let mut v: Vec<String> = text

@@ -163,7 +163,13 @@ impl Ctx {
 
     /// Run to completion, then check nothing was left behind.
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = self.command(args).output().expect("run pgsnapdiff");
+        self.finish(&mut self.command(args))
+    }
+
+    /// Run a command made with `command` (and given more environment), to completion; then
+    /// check nothing was left behind.
+    pub fn finish(&self, cmd: &mut Command) -> Run {
+        let out = cmd.output().expect("run pgsnapdiff");
         let run = Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
