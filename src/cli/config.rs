@@ -170,31 +170,213 @@ pub(super) struct PostgresConfig {
     pub(super) download_timeout: Option<u64>,
 }
 
+// ------------------------------------------------------------------------------- layering
+
+/// One layer of settings over another: the flags over the config file. A key the upper layer
+/// does not set keeps the lower layer's value, section by section, key by key. This is the one
+/// place where flag-or-file precedence is decided; defaults come after, in the plans.
+pub(super) trait Over {
+    fn over(self, lower: Self) -> Self;
+}
+
+/// A section on both layers merges key by key; on one layer, it is that one.
+fn section<T: Over>(upper: Option<T>, lower: Option<T>) -> Option<T> {
+    match (upper, lower) {
+        (Some(u), Some(l)) => Some(u.over(l)),
+        (u, l) => u.or(l),
+    }
+}
+
+impl Over for FileConfig {
+    fn over(self, lower: Self) -> Self {
+        FileConfig {
+            timeout: self.timeout.or(lower.timeout),
+            quiet: self.quiet.or(lower.quiet),
+            redact: self.redact.or(lower.redact),
+            dump: self.dump.or(lower.dump),
+            tables: self.tables.or(lower.tables),
+            expect_patch: self.expect_patch.or(lower.expect_patch),
+            expect_after: self.expect_after.or(lower.expect_after),
+            patch_out: self.patch_out.or(lower.patch_out),
+            result_out: self.result_out.or(lower.result_out),
+            report: self.report.or(lower.report),
+            format: self.format.or(lower.format),
+            volatile: self.volatile.or(lower.volatile),
+            allow_lost: self.allow_lost.or(lower.allow_lost),
+            allow_noop: self.allow_noop.or(lower.allow_noop),
+            downgrade: section(self.downgrade, lower.downgrade),
+            postgres: section(self.postgres, lower.postgres),
+            rules: section(self.rules, lower.rules),
+            expect: section(self.expect, lower.expect),
+            roundtrip: section(self.roundtrip, lower.roundtrip),
+            walk: section(self.walk, lower.walk),
+            case: if self.case.is_empty() {
+                lower.case
+            } else {
+                self.case
+            },
+        }
+    }
+}
+
+impl Over for DowngradeConfig {
+    fn over(self, lower: Self) -> Self {
+        // SQL files or a command: the upper layer's choice replaces the lower's whole.
+        let (sql, cmd) = if self.sql.is_some() || self.cmd.is_some() {
+            (self.sql, self.cmd)
+        } else {
+            (lower.sql, lower.cmd)
+        };
+        DowngradeConfig {
+            superuser: self.superuser.or(lower.superuser),
+            sql,
+            cmd,
+            cwd: self.cwd.or(lower.cwd),
+            timeout: self.timeout.or(lower.timeout),
+            url_env: self.url_env.or(lower.url_env),
+            url_scheme: self.url_scheme.or(lower.url_scheme),
+            isolate_env: self.isolate_env.or(lower.isolate_env),
+            env: self.env.or(lower.env),
+        }
+    }
+}
+
+impl Over for RoundTripConfig {
+    fn over(self, lower: Self) -> Self {
+        // Each direction's SQL-or-command choice goes whole, like the downgrade's.
+        let (upgrade_sql, upgrade_cmd) = if self.upgrade_sql.is_some() || self.upgrade_cmd.is_some()
+        {
+            (self.upgrade_sql, self.upgrade_cmd)
+        } else {
+            (lower.upgrade_sql, lower.upgrade_cmd)
+        };
+        let (reupgrade_sql, reupgrade_cmd) =
+            if self.reupgrade_sql.is_some() || self.reupgrade_cmd.is_some() {
+                (self.reupgrade_sql, self.reupgrade_cmd)
+            } else {
+                (lower.reupgrade_sql, lower.reupgrade_cmd)
+            };
+        RoundTripConfig {
+            upgrade_sql,
+            upgrade_cmd,
+            reupgrade_sql,
+            reupgrade_cmd,
+            ignore_columns: [lower.ignore_columns, self.ignore_columns].concat(),
+        }
+    }
+}
+
+impl Over for PostgresConfig {
+    fn over(self, lower: Self) -> Self {
+        PostgresConfig {
+            bin: self.bin.or(lower.bin),
+            version: self.version.or(lower.version),
+            offline: self.offline.or(lower.offline),
+            work_dir: self.work_dir.or(lower.work_dir),
+            download_timeout: self.download_timeout.or(lower.download_timeout),
+        }
+    }
+}
+
+impl Over for RulesConfig {
+    fn over(self, lower: Self) -> Self {
+        RulesConfig {
+            metadata: [lower.metadata, self.metadata].concat(),
+            new_shape: self.new_shape.or(lower.new_shape),
+        }
+    }
+}
+
+impl Over for ExpectConfig {
+    fn over(self, lower: Self) -> Self {
+        ExpectConfig {
+            revision: self.revision.or(lower.revision),
+            absent: [lower.absent, self.absent].concat(),
+            tests: [lower.tests, self.tests].concat(),
+        }
+    }
+}
+
+impl Over for WalkConfig {
+    fn over(self, lower: Self) -> Self {
+        WalkConfig {
+            to: self.to.or(lower.to),
+            step_cmd: self.step_cmd.or(lower.step_cmd),
+            revision_sql: self.revision_sql.or(lower.revision_sql),
+            max_steps: self.max_steps.or(lower.max_steps),
+        }
+    }
+}
+
+/// Every path the file names, made relative to where the run started (the file's own are
+/// relative to the file's directory), so that the layers' paths mean the same.
+fn rooted(config: FileConfig, base: &Path) -> FileConfig {
+    let at = |p: PathBuf| {
+        if base == Path::new(".") {
+            p
+        } else {
+            base.join(p)
+        }
+    };
+    let one = |p: Option<PathBuf>| p.map(at);
+    let many = |v: Option<Vec<PathBuf>>| v.map(|v| v.into_iter().map(at).collect());
+    let downgrade = |d: Option<DowngradeConfig>| {
+        d.map(|d| DowngradeConfig {
+            sql: many(d.sql),
+            cwd: one(d.cwd),
+            ..d
+        })
+    };
+    let roundtrip = |r: Option<RoundTripConfig>| {
+        r.map(|r| RoundTripConfig {
+            upgrade_sql: many(r.upgrade_sql),
+            reupgrade_sql: many(r.reupgrade_sql),
+            ..r
+        })
+    };
+    FileConfig {
+        dump: one(config.dump),
+        expect_patch: one(config.expect_patch),
+        expect_after: one(config.expect_after),
+        patch_out: one(config.patch_out),
+        result_out: one(config.result_out),
+        report: one(config.report),
+        downgrade: downgrade(config.downgrade),
+        postgres: config.postgres.map(|p| PostgresConfig {
+            bin: one(p.bin),
+            work_dir: one(p.work_dir),
+            ..p
+        }),
+        roundtrip: roundtrip(config.roundtrip),
+        case: config
+            .case
+            .into_iter()
+            .map(|c| CaseConfig {
+                dump: one(c.dump),
+                expect_patch: one(c.expect_patch),
+                expect_after: one(c.expect_after),
+                patch_out: one(c.patch_out),
+                downgrade: downgrade(c.downgrade),
+                roundtrip: roundtrip(c.roundtrip),
+                ..c
+            })
+            .collect(),
+        ..config
+    }
+}
+
 pub(super) fn parse_config(text: &str) -> std::result::Result<FileConfig, toml::de::Error> {
     toml::from_str(text)
 }
 
-/// A loaded config file and the directory its relative paths start from.
+/// A loaded config file (its paths already rooted, see `rooted`) and its directory, where
+/// migration commands run by default.
 #[derive(Clone)]
 pub(super) struct Loaded {
     pub(super) config: FileConfig,
     pub(super) base: PathBuf,
     /// The file read; None without one (or with /dev/null).
     pub(super) path: Option<PathBuf>,
-}
-
-impl Loaded {
-    pub(super) fn path(&self, p: &Option<PathBuf>) -> Option<PathBuf> {
-        p.as_ref().map(|p| self.resolve(p))
-    }
-
-    pub(super) fn resolve(&self, p: &Path) -> PathBuf {
-        if self.base == Path::new(".") {
-            p.to_path_buf()
-        } else {
-            self.base.join(p)
-        }
-    }
 }
 
 pub(super) fn load_config(explicit: Option<&Path>) -> Result<Loaded> {
@@ -236,5 +418,6 @@ pub(super) fn load_config(explicit: Option<&Path>) -> Result<Loaded> {
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let path = is_file.then_some(path);
+    let config = rooted(config, &base);
     Ok(Loaded { config, base, path })
 }

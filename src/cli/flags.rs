@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
-use super::config::Loaded;
-use super::{OutputFormat, Outputs};
+use super::OutputFormat;
+use super::config::{
+    DowngradeConfig, ExpectConfig, FileConfig, PostgresConfig, RoundTripConfig, RulesConfig,
+    WalkConfig,
+};
 use crate::error::{Error, Result};
-use crate::expect::Severity;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -163,16 +165,10 @@ pub struct LossArgs {
 }
 
 impl LossArgs {
-    /// The flag's names and the config's `allow_lost`, checked for shape.
-    pub(super) fn resolve(&self, loaded: &Loaded) -> Result<Vec<String>> {
+    /// The config's `allow_lost` and the flag's names, checked for shape.
+    pub(super) fn resolve(&self, file: &Option<Vec<String>>) -> Result<Vec<String>> {
         let mut names: Vec<String> = Vec::new();
-        for name in loaded
-            .config
-            .allow_lost
-            .iter()
-            .flatten()
-            .chain(&self.allow_lost)
-        {
+        for name in file.iter().flatten().chain(&self.allow_lost) {
             if name.split('.').count() < 2 || name.split('.').any(str::is_empty) {
                 return Err(Error::Config(format!(
                     "allow_lost {name:?}: name a table as schema.table or a column as schema.table.column"
@@ -228,27 +224,6 @@ pub struct OutputArgs {
     pub format: Option<OutputFormat>,
 }
 
-impl OutputArgs {
-    pub(super) fn resolve(&self, loaded: &Loaded) -> Result<Outputs> {
-        let report = self
-            .report
-            .clone()
-            .or_else(|| loaded.path(&loaded.config.report));
-        // The format comes from the name: checked now rather than after the work.
-        if let Some(p) = &report {
-            crate::report::audit::Kind::of(p)?;
-        }
-        Ok(Outputs {
-            result_out: self
-                .result_out
-                .clone()
-                .or_else(|| loaded.path(&loaded.config.result_out)),
-            report,
-            format: self.format.or(loaded.config.format).unwrap_or_default(),
-        })
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct WalkArgs {
     #[command(flatten)]
@@ -292,22 +267,6 @@ pub enum NewShapeMode {
     Off,
     Warn,
     Fail,
-}
-
-impl NewShapeArgs {
-    /// The rule's severity, or None when it is off.
-    pub(super) fn severity(&self, file: Option<NewShapeMode>) -> Option<Severity> {
-        let mode = if self.strict {
-            NewShapeMode::Fail
-        } else {
-            self.new_shape.or(file).unwrap_or(NewShapeMode::Warn)
-        };
-        match mode {
-            NewShapeMode::Off => None,
-            NewShapeMode::Warn => Some(Severity::Warning),
-            NewShapeMode::Fail => Some(Severity::Error),
-        }
-    }
 }
 
 #[derive(Debug, Args)]
@@ -373,5 +332,135 @@ impl Cli {
             redact: self.redact,
             timeout: self.timeout,
         }
+    }
+}
+
+// ----------------------------------------------------------------------- the flags as a layer
+
+/// `true` for a set switch, else "not said" (a switch cannot say false).
+fn said(flag: bool) -> Option<bool> {
+    flag.then_some(true)
+}
+
+impl InputArgs {
+    /// The input and PostgreSQL flags (and the global ones) as a config layer.
+    pub(super) fn layer(&self, globals: &Globals) -> FileConfig {
+        FileConfig {
+            timeout: globals.timeout,
+            quiet: said(globals.quiet),
+            redact: said(globals.redact),
+            dump: self.dump.clone(),
+            tables: (!self.tables.is_empty()).then(|| self.tables.clone()),
+            postgres: Some(PostgresConfig {
+                bin: self.pg_bin.clone(),
+                version: self.pg_version.clone(),
+                offline: self.offline,
+                work_dir: self.work_dir.clone(),
+                download_timeout: None,
+            }),
+            ..FileConfig::default()
+        }
+    }
+}
+
+impl MigrationArgs {
+    /// How migration commands run, as the `[downgrade]` layer (without the step itself).
+    fn layer(&self) -> DowngradeConfig {
+        DowngradeConfig {
+            superuser: said(self.downgrade_superuser),
+            cwd: self.downgrade_cwd.clone(),
+            timeout: self.downgrade_timeout,
+            url_env: self.url_env.clone(),
+            url_scheme: self.url_scheme.clone(),
+            isolate_env: said(self.isolate_env),
+            ..DowngradeConfig::default()
+        }
+    }
+}
+
+impl OutputArgs {
+    fn layer(&self, config: FileConfig) -> FileConfig {
+        FileConfig {
+            result_out: self.result_out.clone(),
+            report: self.report.clone(),
+            format: self.format,
+            ..config
+        }
+    }
+}
+
+impl NewShapeArgs {
+    /// `--strict` is `--new-shape fail`.
+    fn mode(&self) -> Option<NewShapeMode> {
+        if self.strict {
+            Some(NewShapeMode::Fail)
+        } else {
+            self.new_shape
+        }
+    }
+}
+
+/// SQL files or a command, as the config's (`sql`, `cmd`) pair.
+fn step(sql: &[PathBuf], cmd: &Option<String>) -> (Option<Vec<PathBuf>>, Option<String>) {
+    ((!sql.is_empty()).then(|| sql.to_vec()), cmd.clone())
+}
+
+impl CheckArgs {
+    /// Every override `check` takes from the command line, as a config layer over the file
+    /// (`config::Over`). Lists that add to the file's (volatile, allow_lost, rules, tests,
+    /// absences, round-trip ignores) are read beside it, in the plans.
+    pub(super) fn layer(&self, globals: &Globals) -> FileConfig {
+        let (sql, cmd) = step(&self.downgrade_sql, &self.downgrade_cmd);
+        let (upgrade_sql, upgrade_cmd) = step(&self.upgrade_sql, &self.upgrade_cmd);
+        let (reupgrade_sql, reupgrade_cmd) = step(&self.reupgrade_sql, &self.reupgrade_cmd);
+        let config = FileConfig {
+            expect_patch: self.expect_patch.clone(),
+            expect_after: self.expect_after.clone(),
+            patch_out: self.patch_out.clone(),
+            allow_noop: said(self.allow_noop),
+            downgrade: Some(DowngradeConfig {
+                sql,
+                cmd,
+                ..self.migration.layer()
+            }),
+            rules: Some(RulesConfig {
+                metadata: Vec::new(),
+                new_shape: self.new_shape.mode(),
+            }),
+            expect: Some(ExpectConfig {
+                revision: self.expect_revision.clone(),
+                ..ExpectConfig::default()
+            }),
+            roundtrip: Some(RoundTripConfig {
+                upgrade_sql,
+                upgrade_cmd,
+                reupgrade_sql,
+                reupgrade_cmd,
+                ignore_columns: Vec::new(),
+            }),
+            ..self.input.layer(globals)
+        };
+        self.outputs.layer(config)
+    }
+}
+
+impl WalkArgs {
+    /// Every override `walk` takes from the command line, as a config layer over the file.
+    pub(super) fn layer(&self, globals: &Globals) -> FileConfig {
+        let config = FileConfig {
+            downgrade: Some(self.migration.layer()),
+            rules: Some(RulesConfig {
+                metadata: Vec::new(),
+                new_shape: self.new_shape.mode(),
+            }),
+            walk: Some(WalkConfig {
+                to: self.to.clone(),
+                step_cmd: self.step_cmd.clone(),
+                revision_sql: self.revision_sql.clone(),
+                max_steps: self.max_steps,
+            }),
+            ..self.input.layer(globals)
+        };
+        self.outputs.layer(config)
     }
 }

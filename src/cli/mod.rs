@@ -16,7 +16,7 @@ use std::time::Duration;
 use jsonptr::PointerBuf;
 
 pub use config::DEFAULT_CONFIG;
-use config::{CaseConfig, DowngradeConfig, Loaded, load_config};
+use config::{CaseConfig, DowngradeConfig, FileConfig, Loaded, Over, load_config};
 pub use flags::*;
 
 use crate::error::{Error, Result};
@@ -117,78 +117,74 @@ pub struct SnapshotPlan {
     pub out: Option<PathBuf>,
 }
 
-fn run_settings(args: &InputArgs, globals: &Globals, loaded: &Loaded) -> RunSettings {
-    let file = &loaded.config;
-    let pg = file.postgres.as_ref();
+fn run_settings(c: &FileConfig, globals: &Globals) -> RunSettings {
+    let pg = c.postgres.clone().unwrap_or_default();
     RunSettings {
-        timeout: globals.timeout.or(file.timeout).map(Duration::from_secs),
-        quiet: globals.quiet || file.quiet.unwrap_or(false),
+        timeout: c.timeout.map(Duration::from_secs),
+        quiet: c.quiet.unwrap_or(false),
         verbose: globals.verbose,
-        redact: globals.redact || file.redact.unwrap_or(false),
+        redact: c.redact.unwrap_or(false),
         binaries: BinaryOptions {
-            pg_bin: args
-                .pg_bin
-                .clone()
-                .or_else(|| pg.and_then(|p| loaded.path(&p.bin))),
-            pg_version: args
-                .pg_version
-                .clone()
-                .or_else(|| pg.and_then(|p| p.version.clone())),
-            offline: args
-                .offline
-                .or_else(|| pg.and_then(|p| p.offline))
-                .unwrap_or(false),
-            download_timeout: Duration::from_secs(
-                pg.and_then(|p| p.download_timeout).unwrap_or(120),
-            ),
+            pg_bin: pg.bin,
+            pg_version: pg.version,
+            offline: pg.offline.unwrap_or(false),
+            download_timeout: Duration::from_secs(pg.download_timeout.unwrap_or(120)),
             min_major: None,
         },
         server: ServerOptions {
-            work_dir: args
-                .work_dir
-                .clone()
-                .or_else(|| pg.and_then(|p| loaded.path(&p.work_dir))),
+            work_dir: pg.work_dir,
             space_needed: 0,
         },
     }
 }
 
-fn input_plan(args: &InputArgs, loaded: &Loaded) -> Result<InputPlan> {
-    let file = &loaded.config;
-    let dump = args
-        .dump
-        .clone()
-        .or_else(|| loaded.path(&file.dump))
-        .ok_or_else(|| {
-            Error::Config(
-                "no dump given: pass --dump FILE, or set `dump` in pgsnapdiff.toml".into(),
-            )
-        })?;
-    let tables = if args.tables.is_empty() {
-        file.tables.clone().unwrap_or_default()
-    } else {
-        args.tables.clone()
-    };
+fn input_plan(c: &FileConfig, loaded: &Loaded) -> Result<InputPlan> {
+    let dump = c.dump.clone().ok_or_else(|| {
+        Error::Config("no dump given: pass --dump FILE, or set `dump` in pgsnapdiff.toml".into())
+    })?;
     Ok(InputPlan {
         dump,
         config: loaded.path.clone(),
-        tables,
+        tables: c.tables.clone().unwrap_or_default(),
     })
+}
+
+fn outputs(c: &FileConfig) -> Result<Outputs> {
+    // The format comes from the name: checked now rather than after the work.
+    if let Some(p) = &c.report {
+        crate::report::audit::Kind::of(p)?;
+    }
+    Ok(Outputs {
+        result_out: c.result_out.clone(),
+        report: c.report.clone(),
+        format: c.format.unwrap_or_default(),
+    })
+}
+
+/// The new-shape rule's severity (warn by default), or None when it is off.
+fn new_shape(c: &FileConfig) -> Option<Severity> {
+    match c.rules.as_ref().and_then(|r| r.new_shape) {
+        Some(NewShapeMode::Off) => None,
+        Some(NewShapeMode::Fail) => Some(Severity::Error),
+        Some(NewShapeMode::Warn) | None => Some(Severity::Warning),
+    }
 }
 
 /// The run and its cases: the config's `[[case]]`s (those chosen with --case), or the one case
 /// the top-level keys and flags describe.
 pub fn check_plans(args: &CheckArgs, globals: &Globals) -> Result<CheckRunPlan> {
     let loaded = load_config(args.input.config.as_deref())?;
+    let flags = args.layer(globals);
+    let run = flags.clone().over(loaded.config.clone());
     Ok(CheckRunPlan {
-        run: run_settings(&args.input, globals, &loaded),
-        outputs: args.outputs.resolve(&loaded)?,
+        run: run_settings(&run, globals),
+        outputs: outputs(&run)?,
         check_baselines: args.check || ci(),
-        cases: check_cases(args, &loaded)?,
+        cases: check_cases(args, &flags, &loaded)?,
     })
 }
 
-fn check_cases(args: &CheckArgs, loaded: &Loaded) -> Result<Vec<CheckPlan>> {
+fn check_cases(args: &CheckArgs, flags: &FileConfig, loaded: &Loaded) -> Result<Vec<CheckPlan>> {
     let cases = &loaded.config.case;
     if cases.is_empty() {
         if !args.cases.is_empty() {
@@ -196,7 +192,8 @@ fn check_cases(args: &CheckArgs, loaded: &Loaded) -> Result<Vec<CheckPlan>> {
                 "--case: the config has no [[case]]; drop --case, or add [[case]] tables".into(),
             ));
         }
-        return Ok(vec![check_plan(args, loaded, None)?]);
+        let c = flags.clone().over(loaded.config.clone());
+        return Ok(vec![check_plan(args, &c, loaded, None)?]);
     }
     let mut names = std::collections::BTreeSet::new();
     for case in cases {
@@ -247,87 +244,59 @@ fn check_cases(args: &CheckArgs, loaded: &Loaded) -> Result<Vec<CheckPlan>> {
     chosen
         .into_iter()
         .map(|case| {
-            let view = Loaded {
-                config: loaded.config.for_case(case),
-                ..loaded.clone()
-            };
-            check_plan(args, &view, Some(case.name.clone()))
+            let c = flags.clone().over(loaded.config.for_case(case));
+            check_plan(args, &c, loaded, Some(case.name.clone()))
         })
         .collect()
 }
 
-fn check_plan(args: &CheckArgs, loaded: &Loaded, name: Option<String>) -> Result<CheckPlan> {
-    let input = input_plan(&args.input, loaded)?;
-    let file = loaded.config.downgrade.as_ref();
-    let downgrade = if !args.downgrade_sql.is_empty() {
-        Step::Sql(args.downgrade_sql.clone())
-    } else if let Some(cmd) = &args.downgrade_cmd {
-        Step::Command(command_spec(cmd.clone(), &args.migration, file, loaded))
-    } else {
-        match (
-            file.and_then(|d| d.sql.as_ref()),
-            file.and_then(|d| d.cmd.as_ref()),
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(Error::Config(
-                    "pgsnapdiff.toml: [downgrade] has both `sql` and `cmd`; keep one".into(),
-                ));
-            }
-            (Some(sql), None) if !sql.is_empty() => {
-                Step::Sql(sql.iter().map(|p| loaded.resolve(p)).collect())
-            }
-            (None, Some(cmd)) => {
-                Step::Command(command_spec(cmd.clone(), &args.migration, file, loaded))
-            }
-            _ => {
-                return Err(Error::Config(
-                    "no downgrade given: pass --downgrade-sql FILE or --downgrade-cmd CMD, or set [downgrade] sql/cmd in pgsnapdiff.toml".into(),
-                ));
-            }
+/// One case from its merged config (`c`: the flags over the file, see `config::Over`) and the
+/// flags that add to the file's lists.
+fn check_plan(
+    args: &CheckArgs,
+    c: &FileConfig,
+    loaded: &Loaded,
+    name: Option<String>,
+) -> Result<CheckPlan> {
+    let input = input_plan(c, loaded)?;
+    let d = c.downgrade.clone().unwrap_or_default();
+    let downgrade = match (&d.sql, &d.cmd) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Config(
+                "pgsnapdiff.toml: [downgrade] has both `sql` and `cmd`; keep one".into(),
+            ));
+        }
+        (Some(sql), None) if !sql.is_empty() => Step::Sql(sql.clone()),
+        (None, Some(cmd)) => Step::Command(command_spec(cmd.clone(), &d, loaded)),
+        _ => {
+            return Err(Error::Config(
+                "no downgrade given: pass --downgrade-sql FILE or --downgrade-cmd CMD, or set [downgrade] sql/cmd in pgsnapdiff.toml".into(),
+            ));
         }
     };
-    let timeout = args
-        .migration
-        .downgrade_timeout
-        .or_else(|| file.and_then(|d| d.timeout))
-        .map(Duration::from_secs);
     Ok(CheckPlan {
         name,
         input,
         downgrade,
-        downgrade_timeout: timeout,
-        downgrade_superuser: args.migration.downgrade_superuser
-            || file.and_then(|d| d.superuser).unwrap_or(false),
-        expect_patch: args
-            .expect_patch
-            .clone()
-            .or_else(|| loaded.path(&loaded.config.expect_patch)),
-        expect_after: args
-            .expect_after
-            .clone()
-            .or_else(|| loaded.path(&loaded.config.expect_after)),
-        patch_out: args
-            .patch_out
-            .clone()
-            .or_else(|| loaded.path(&loaded.config.patch_out)),
+        downgrade_timeout: d.timeout.map(Duration::from_secs),
+        downgrade_superuser: d.superuser.unwrap_or(false),
+        expect_patch: c.expect_patch.clone(),
+        expect_after: c.expect_after.clone(),
+        patch_out: c.patch_out.clone(),
         volatile: Volatile::parse(
-            &loaded
-                .config
-                .volatile
+            &c.volatile
                 .iter()
                 .flatten()
                 .chain(&args.volatile)
                 .cloned()
                 .collect::<Vec<_>>(),
         )?,
-        metadata_rules: metadata_rules(args, loaded)?,
-        after: after_spec(args, loaded)?,
-        roundtrip: roundtrip_plan(args, file, loaded)?,
-        new_shape: args
-            .new_shape
-            .severity(loaded.config.rules.as_ref().and_then(|r| r.new_shape)),
-        allow_lost: args.loss.resolve(loaded)?,
-        allow_noop: args.allow_noop || loaded.config.allow_noop.unwrap_or(false),
+        metadata_rules: metadata_rules(args, c)?,
+        after: after_spec(args, c)?,
+        roundtrip: roundtrip_plan(args, c, &d, loaded)?,
+        new_shape: new_shape(c),
+        allow_lost: args.loss.resolve(&c.allow_lost)?,
+        allow_noop: c.allow_noop.unwrap_or(false),
     })
 }
 
@@ -348,7 +317,7 @@ fn qualified(table: &str) -> String {
     }
 }
 
-fn metadata_rules(args: &CheckArgs, loaded: &Loaded) -> Result<Vec<MetadataSpec>> {
+fn metadata_rules(args: &CheckArgs, c: &FileConfig) -> Result<Vec<MetadataSpec>> {
     let default_without = match args.without_metadata.as_deref() {
         None | Some("unchanged") => WithoutMetadata::Unchanged,
         Some("kept") => WithoutMetadata::Kept,
@@ -360,7 +329,7 @@ fn metadata_rules(args: &CheckArgs, loaded: &Loaded) -> Result<Vec<MetadataSpec>
         }
     };
     let mut specs = Vec::new();
-    let configured = loaded.config.rules.iter().flat_map(|r| r.metadata.iter());
+    let configured = c.rules.iter().flat_map(|r| r.metadata.iter());
     for (i, rule) in configured.enumerate() {
         let what = format!("pgsnapdiff.toml [[rules.metadata]] #{}", i + 1);
         if rule.fields.is_empty() {
@@ -429,13 +398,10 @@ fn metadata_rules(args: &CheckArgs, loaded: &Loaded) -> Result<Vec<MetadataSpec>
     Ok(specs)
 }
 
-fn after_spec(args: &CheckArgs, loaded: &Loaded) -> Result<AfterSpec> {
-    let file = loaded.config.expect.as_ref();
+fn after_spec(args: &CheckArgs, c: &FileConfig) -> Result<AfterSpec> {
+    let file = c.expect.as_ref();
     let mut spec = AfterSpec {
-        revision: args
-            .expect_revision
-            .clone()
-            .or_else(|| file.and_then(|e| e.revision.clone())),
+        revision: file.and_then(|e| e.revision.clone()),
         ..AfterSpec::default()
     };
     for test in file.iter().flat_map(|e| e.tests.iter()) {
@@ -467,38 +433,19 @@ fn after_spec(args: &CheckArgs, loaded: &Loaded) -> Result<AfterSpec> {
 
 fn roundtrip_plan(
     args: &CheckArgs,
-    downgrade: Option<&DowngradeConfig>,
+    c: &FileConfig,
+    downgrade: &DowngradeConfig,
     loaded: &Loaded,
 ) -> Result<Option<RoundTripPlan>> {
-    let file = loaded.config.roundtrip.as_ref();
-    let command = |cmd: &String| {
-        Step::Command(command_spec(
-            cmd.clone(),
-            &args.migration,
-            downgrade,
-            loaded,
-        ))
+    let r = c.roundtrip.clone().unwrap_or_default();
+    // A direction's SQL files or command (the merge keeps one of the pair per layer).
+    let step = |sql: &Option<Vec<PathBuf>>, cmd: &Option<String>| match (sql, cmd) {
+        (Some(files), _) if !files.is_empty() => Some(Step::Sql(files.clone())),
+        (_, Some(cmd)) => Some(Step::Command(command_spec(cmd.clone(), downgrade, loaded))),
+        _ => None,
     };
-    let sql = |files: &Vec<PathBuf>| Step::Sql(files.iter().map(|p| loaded.resolve(p)).collect());
-    // Flags first, then the file; each direction on its own.
-    let up_first = if !args.upgrade_sql.is_empty() {
-        Some(Step::Sql(args.upgrade_sql.clone()))
-    } else if let Some(cmd) = &args.upgrade_cmd {
-        Some(command(cmd))
-    } else if let Some(files) = file.and_then(|r| r.upgrade_sql.as_ref()) {
-        Some(sql(files))
-    } else {
-        file.and_then(|r| r.upgrade_cmd.as_ref()).map(command)
-    };
-    let down_then_up = if !args.reupgrade_sql.is_empty() {
-        Some(Step::Sql(args.reupgrade_sql.clone()))
-    } else if let Some(cmd) = &args.reupgrade_cmd {
-        Some(command(cmd))
-    } else if let Some(files) = file.and_then(|r| r.reupgrade_sql.as_ref()) {
-        Some(sql(files))
-    } else {
-        file.and_then(|r| r.reupgrade_cmd.as_ref()).map(command)
-    };
+    let up_first = step(&r.upgrade_sql, &r.upgrade_cmd);
+    let down_then_up = step(&r.reupgrade_sql, &r.reupgrade_cmd);
     let (direction, upgrade) = match (up_first, down_then_up) {
         (Some(_), Some(_)) => {
             return Err(Error::Config(
@@ -516,9 +463,9 @@ fn roundtrip_plan(
             return Ok(None);
         }
     };
-    let ignore = file
+    let ignore = r
+        .ignore_columns
         .iter()
-        .flat_map(|r| r.ignore_columns.iter())
         .chain(&args.roundtrip_ignore)
         .map(|c| {
             let (table, column) = c.rsplit_once('.').ok_or_else(|| {
@@ -536,38 +483,18 @@ fn roundtrip_plan(
     }))
 }
 
-fn command_spec(
-    command: String,
-    args: &MigrationArgs,
-    file: Option<&DowngradeConfig>,
-    loaded: &Loaded,
-) -> CommandSpec {
-    // Without a config file's directory, the caller's own (absolute, for messages).
-    let cwd = args
-        .downgrade_cwd
-        .clone()
-        .or_else(|| file.and_then(|d| loaded.path(&d.cwd)))
-        .unwrap_or_else(|| loaded.base.clone());
+/// A migration command as `[downgrade]` (merged) says it runs; by default in the config file's
+/// directory, else where pgsnapdiff was started (absolute, for messages).
+fn command_spec(command: String, d: &DowngradeConfig, loaded: &Loaded) -> CommandSpec {
+    let cwd = d.cwd.clone().unwrap_or_else(|| loaded.base.clone());
     let cwd = std::path::absolute(&cwd).unwrap_or(cwd);
     CommandSpec {
         command,
         cwd,
-        url_env: args
-            .url_env
-            .clone()
-            .or_else(|| file.and_then(|d| d.url_env.clone()))
-            .unwrap_or_else(|| "DATABASE_URL".into()),
-        url_scheme: args
-            .url_scheme
-            .clone()
-            .or_else(|| file.and_then(|d| d.url_scheme.clone()))
-            .unwrap_or_else(|| "postgresql".into()),
-        isolate_env: args.isolate_env || file.and_then(|d| d.isolate_env).unwrap_or(false),
-        env: file
-            .and_then(|d| d.env.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
+        url_env: d.url_env.clone().unwrap_or_else(|| "DATABASE_URL".into()),
+        url_scheme: d.url_scheme.clone().unwrap_or_else(|| "postgresql".into()),
+        isolate_env: d.isolate_env.unwrap_or(false),
+        env: d.env.clone().unwrap_or_default().into_iter().collect(),
     }
 }
 
@@ -608,70 +535,55 @@ pub fn baseline_plan(args: &BaselineArgs) -> Result<BaselinePlan> {
     Ok(BaselinePlan {
         paths: args.paths.clone(),
         used: loaded
-            .path(&loaded.config.expect_patch)
-            .into_iter()
-            .chain(loaded.path(&loaded.config.expect_after))
+            .config
+            .expect_patch
+            .iter()
+            .chain(&loaded.config.expect_after)
+            .cloned()
             .collect(),
     })
 }
 
 pub fn walk_plan(args: &WalkArgs, globals: &Globals) -> Result<WalkPlan> {
     let loaded = load_config(args.input.config.as_deref())?;
-    let run = run_settings(&args.input, globals, &loaded);
-    let input = input_plan(&args.input, &loaded)?;
-    let walk = loaded.config.walk.as_ref();
-    let downgrade = loaded.config.downgrade.as_ref();
-    let to = args
-        .to
-        .clone()
-        .or_else(|| walk.and_then(|w| w.to.clone()))
-        .ok_or_else(|| {
-            Error::Config(
-                "no target revision: pass --to REV (or --to base), or set [walk] to in pgsnapdiff.toml".into(),
-            )
-        })?;
-    let command = args
+    let c = args.layer(globals).over(loaded.config.clone());
+    let walk = c.walk.clone().unwrap_or_default();
+    let d = c.downgrade.clone().unwrap_or_default();
+    let to = walk.to.clone().ok_or_else(|| {
+        Error::Config(
+            "no target revision: pass --to REV (or --to base), or set [walk] to in pgsnapdiff.toml"
+                .into(),
+        )
+    })?;
+    let command = walk
         .step_cmd
         .clone()
-        .or_else(|| walk.and_then(|w| w.step_cmd.clone()))
         .unwrap_or_else(|| "alembic downgrade -1".into());
-    let max_steps = args
-        .max_steps
-        .or_else(|| walk.and_then(|w| w.max_steps))
-        .unwrap_or(100);
+    let max_steps = walk.max_steps.unwrap_or(100);
     if max_steps == 0 {
         return Err(Error::Config("--max-steps must be at least 1".into()));
     }
     Ok(WalkPlan {
-        run,
-        input,
+        run: run_settings(&c, globals),
+        input: input_plan(&c, &loaded)?,
         to,
-        step: Step::Command(command_spec(command, &args.migration, downgrade, &loaded)),
-        step_timeout: args
-            .migration
-            .downgrade_timeout
-            .or_else(|| downgrade.and_then(|d| d.timeout))
-            .map(Duration::from_secs),
-        superuser: args.migration.downgrade_superuser
-            || downgrade.and_then(|d| d.superuser).unwrap_or(false),
-        revision_sql: args
-            .revision_sql
-            .clone()
-            .or_else(|| walk.and_then(|w| w.revision_sql.clone())),
+        step: Step::Command(command_spec(command, &d, &loaded)),
+        step_timeout: d.timeout.map(Duration::from_secs),
+        superuser: d.superuser.unwrap_or(false),
+        revision_sql: walk.revision_sql,
         max_steps,
-        outputs: args.outputs.resolve(&loaded)?,
-        new_shape: args
-            .new_shape
-            .severity(loaded.config.rules.as_ref().and_then(|r| r.new_shape)),
-        allow_lost: args.loss.resolve(&loaded)?,
+        outputs: outputs(&c)?,
+        new_shape: new_shape(&c),
+        allow_lost: args.loss.resolve(&c.allow_lost)?,
     })
 }
 
 pub fn snapshot_plan(args: &SnapshotArgs, globals: &Globals) -> Result<SnapshotPlan> {
     let loaded = load_config(args.input.config.as_deref())?;
+    let c = args.input.layer(globals).over(loaded.config.clone());
     Ok(SnapshotPlan {
-        run: run_settings(&args.input, globals, &loaded),
-        input: input_plan(&args.input, &loaded)?,
+        run: run_settings(&c, globals),
+        input: input_plan(&c, &loaded)?,
         out: args.out.clone(),
     })
 }
@@ -729,6 +641,41 @@ mod tests {
         .unwrap()[0];
         assert!(command(plan).isolate_env);
         assert_eq!(plan.allow_lost, ["public.t.c", "public.u"]);
+    }
+
+    #[test]
+    fn a_flag_choosing_sql_or_a_command_replaces_the_files_choice_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.toml");
+        std::fs::write(
+            &config,
+            "dump = \"d.dump\"\n[downgrade]\ncmd = \"alembic downgrade -1\"\ncwd = \"app\"\n[roundtrip]\nreupgrade_sql = [\"up.sql\"]\nignore_columns = [\"public.t.a\"]\n",
+        )
+        .unwrap();
+        let c = config.to_str().unwrap();
+        let plan = &plans(&["check", "-c", c]).unwrap()[0];
+        assert_eq!(command(plan).cwd, dir.path().join("app"));
+        let rt = plan.roundtrip.as_ref().unwrap();
+        assert!(matches!(&rt.upgrade, Step::Sql(f) if f == &[dir.path().join("up.sql")]));
+        let flags = [
+            "check",
+            "-c",
+            c,
+            "--downgrade-sql",
+            "fix.sql",
+            "--reupgrade-cmd",
+            "up",
+            "--roundtrip-ignore",
+            "public.t.b",
+        ];
+        let plan = &plans(&flags).unwrap()[0];
+        assert!(matches!(&plan.downgrade, Step::Sql(f) if f == &[PathBuf::from("fix.sql")]));
+        let rt = plan.roundtrip.as_ref().unwrap();
+        assert!(matches!(&rt.upgrade, Step::Command(spec) if spec.command == "up"));
+        // The command still runs where the file says, and ignores add up.
+        assert!(matches!(&rt.upgrade, Step::Command(spec) if spec.cwd == dir.path().join("app")));
+        let ignore: Vec<&str> = rt.ignore.iter().map(|(_, c)| c.as_str()).collect();
+        assert_eq!(ignore, ["a", "b"]);
     }
 
     #[test]
