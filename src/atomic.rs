@@ -25,7 +25,6 @@ enum Output {
 
 impl AtomicFile {
     pub fn create(target: &Path) -> Result<Self> {
-        let err = |e| Error::io(format!("cannot write {}", target.display()), e);
         if let Ok(meta) = std::fs::metadata(target)
             && !meta.is_file()
         {
@@ -38,7 +37,7 @@ impl AtomicFile {
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .open(target)
-                .map_err(err)?;
+                .context(format!("cannot write {}", target.display()))?;
             return Ok(AtomicFile {
                 target: target.to_path_buf(),
                 out: Output::InPlace(BufWriter::new(file)),
@@ -67,13 +66,16 @@ impl AtomicFile {
 
     pub fn commit(self) -> Result<()> {
         let target = self.target;
-        let err = |e| Error::io(format!("writing {}", target.display()), e);
+        let what = format!("writing {}", target.display());
         match self.out {
-            Output::InPlace(mut file) => file.flush().map_err(err),
+            Output::InPlace(mut file) => file.flush().context(what),
             Output::Temp(file) => {
-                let file = file.into_inner().map_err(|e| err(e.into_error()))?;
-                file.as_file().sync_all().map_err(err)?;
-                file.persist(&target).map_err(|e| err(e.error))?;
+                let file = file
+                    .into_inner()
+                    .map_err(|e| e.into_error())
+                    .context(what.clone())?;
+                file.as_file().sync_all().context(what.clone())?;
+                file.persist(&target).map_err(|e| e.error).context(what)?;
                 Ok(())
             }
         }

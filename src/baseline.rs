@@ -374,7 +374,6 @@ pub fn review(pending: &[PathBuf], color: bool) -> Result<()> {
         ));
     }
     let mut out = std::io::stdout().lock();
-    let err = |e| Error::io("reviewing", e);
     for (i, file) in pending.iter().enumerate() {
         write!(
             out,
@@ -383,24 +382,24 @@ pub fn review(pending: &[PathBuf], color: bool) -> Result<()> {
             pending.len(),
             diff_text(file, color)?
         )
-        .map_err(err)?;
+        .context("reviewing")?;
         loop {
-            write!(out, "[a]ccept, [r]eject, [s]kip? ").map_err(err)?;
-            out.flush().map_err(err)?;
+            write!(out, "[a]ccept, [r]eject, [s]kip? ").context("reviewing")?;
+            out.flush().context("reviewing")?;
             let mut answer = String::new();
-            if stdin.lock().read_line(&mut answer).map_err(err)? == 0 {
+            if stdin.lock().read_line(&mut answer).context("reviewing")? == 0 {
                 return Ok(());
             }
             match answer.trim() {
                 "a" | "accept" => {
                     let baseline = accept(file)?;
-                    writeln!(out, "accepted: {}", baseline.display()).map_err(err)?;
+                    writeln!(out, "accepted: {}", baseline.display()).context("reviewing")?;
                 }
                 "r" | "reject" => {
                     reject(file)?;
-                    writeln!(out, "rejected: {} removed", file.display()).map_err(err)?;
+                    writeln!(out, "rejected: {} removed", file.display()).context("reviewing")?;
                 }
-                "s" | "skip" | "" => writeln!(out, "skipped").map_err(err)?,
+                "s" | "skip" | "" => writeln!(out, "skipped").context("reviewing")?,
                 _ => continue,
             }
             break;

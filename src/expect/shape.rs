@@ -25,7 +25,7 @@ use serde_json::{Map, Value, json};
 
 use super::{CheckResult, Finding, Findings, Severity};
 use crate::diff::DiffSink;
-use crate::error::{Error, Result};
+use crate::error::{Context, Result};
 use crate::snapshot::Header;
 
 pub const RULE: &str = "new-shape";
@@ -208,15 +208,17 @@ impl NewShape {
     }
 
     fn wait(&mut self, table: &str, key: &str, row: &Value, changed: &[&String]) -> Result<()> {
-        let err = |e| Error::io("keeping rows for the new-shape rule", e);
         if self.waiting.is_none() {
-            let file = BufWriter::new(tempfile::tempfile().map_err(err)?);
+            let file = BufWriter::new(
+                tempfile::tempfile().context("keeping rows for the new-shape rule")?,
+            );
             self.waiting = Some((table.to_string(), file));
         }
         let (_, out) = self.waiting.as_mut().expect("created above");
         let line = json!({"k": key, "r": row, "c": changed});
         serde_json::to_writer(&mut *out, &line).expect("JSON values serialize");
-        out.write_all(b"\n").map_err(err)
+        out.write_all(b"\n")
+            .context("keeping rows for the new-shape rule")
     }
 
     /// The table's shape is complete: judge its waiting rows.
@@ -228,11 +230,16 @@ impl NewShape {
         if t.learned.is_empty() {
             return Ok(());
         }
-        let err = |e| Error::io("reading rows kept for the new-shape rule", e);
-        let mut file = waiting.into_inner().map_err(|e| err(e.into_error()))?;
-        file.rewind().map_err(err)?;
+        let mut file = waiting
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context("reading rows kept for the new-shape rule")?;
+        file.rewind()
+            .context("reading rows kept for the new-shape rule")?;
         for line in BufReader::new(file).lines() {
-            let line: Value = serde_json::from_str(&line.map_err(err)?).expect("ours");
+            let line: Value =
+                serde_json::from_str(&line.context("reading rows kept for the new-shape rule")?)
+                    .expect("ours");
             let key = line["k"].as_str().expect("ours");
             let changed: BTreeSet<&str> = line["c"]
                 .as_array()

@@ -39,21 +39,22 @@ impl Input {
     /// Size and SHA-256 of a file; of a directory (`pg_dump -Fd`), the total size and the
     /// SHA-256 of its `sha256  relative/path` lines in path order (the `sha256sum` format).
     pub fn digest(role: &'static str, path: &Path) -> Result<Input> {
-        let err = |e| Error::io(format!("hashing {} for the report", path.display()), e);
         let (size, sha256) = if path.is_dir() {
             let mut files = Vec::new();
-            collect_files(path, path, &mut files).map_err(err)?;
+            collect_files(path, path, &mut files)
+                .context(format!("hashing {} for the report", path.display()))?;
             files.sort();
             let mut listing = String::new();
             let mut total = 0;
             for rel in files {
-                let (size, sum) = hash_file(&path.join(&rel)).map_err(err)?;
+                let (size, sum) = hash_file(&path.join(&rel))
+                    .context(format!("hashing {} for the report", path.display()))?;
                 total += size;
                 let _ = writeln!(listing, "{sum}  {}", rel.display());
             }
             (total, hex(&Sha256::digest(listing.as_bytes())))
         } else {
-            hash_file(path).map_err(err)?
+            hash_file(path).context(format!("hashing {} for the report", path.display()))?
         };
         Ok(Input {
             role,

@@ -92,7 +92,6 @@ impl CheckReport<'_> {
 
     /// The JSON result (README "Result JSON"): context, counts, checks, and every finding.
     pub fn write_json(&mut self, out: &mut dyn Write) -> Result<()> {
-        let err = |e: io::Error| Error::io("writing the result", e);
         let mut head = json!({
             "format": RESULT_FORMAT,
             "verdict": if self.proven() { "proven" } else { "not proven" },
@@ -109,9 +108,9 @@ impl CheckReport<'_> {
         if let Some(case) = self.case {
             head["case"] = json!(case);
         }
-        write!(out, "{},\n  ", open_object(&head, "")).map_err(err)?;
+        write!(out, "{},\n  ", open_object(&head, "")).context("writing the result")?;
         write_findings_json(out, self.results, "  ")?;
-        out.write_all(b"\n}\n").map_err(err)
+        out.write_all(b"\n}\n").context("writing the result")
     }
 }
 
@@ -171,24 +170,23 @@ pub fn write_cases_json(
     reports: &mut [CheckReport],
     run: &mut [CheckResult],
 ) -> Result<()> {
-    let err = |e: io::Error| Error::io("writing the result", e);
     let head = json!({
         "format": CASES_FORMAT,
         "verdict": if proven { "proven" } else { "not proven" },
         "checks": checks_json(run),
     });
-    write!(out, "{},\n  ", open_object(&head, "")).map_err(err)?;
+    write!(out, "{},\n  ", open_object(&head, "")).context("writing the result")?;
     write_findings_json(out, run, "  ")?;
-    write!(out, ",\n  \"cases\": [").map_err(err)?;
+    write!(out, ",\n  \"cases\": [").context("writing the result")?;
     for (i, report) in reports.iter_mut().enumerate() {
         let mut text = Vec::new();
         report.write_json(&mut text)?;
         let text = String::from_utf8(text).expect("JSON is UTF-8");
         let text = text.trim_end().replace('\n', "\n    ");
         let sep = if i == 0 { "\n    " } else { ",\n    " };
-        write!(out, "{sep}{text}").map_err(err)?;
+        write!(out, "{sep}{text}").context("writing the result")?;
     }
-    out.write_all(b"\n  ]\n}\n").map_err(err)
+    out.write_all(b"\n  ]\n}\n").context("writing the result")
 }
 
 /// Identifies the JSON of a `check` with `[[case]]`s.

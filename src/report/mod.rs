@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use crate::atomic::AtomicFile;
 use crate::console::{color_stdout, stderr_line, style, verbose};
 use crate::diff::{SchemaChanges, Summary};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::expect::rules::{Loss, LossKind};
 use crate::expect::{CheckResult, Severity};
 
@@ -336,15 +336,14 @@ fn write_findings_json(
     results: &mut [CheckResult],
     indent: &str,
 ) -> Result<()> {
-    let err = |e: io::Error| Error::io("writing the result", e);
-    write!(out, "\"findings\": [").map_err(err)?;
+    write!(out, "\"findings\": [").context("writing the result")?;
     let mut first = true;
     for result in results.iter_mut() {
         result.findings.for_each(|f| {
             let sep = if first { "" } else { "," };
             first = false;
             let line = serde_json::to_string(f).expect("findings serialize");
-            write!(out, "{sep}\n{indent}  {line}").map_err(err)
+            write!(out, "{sep}\n{indent}  {line}").context("writing the result")
         })?;
     }
     let end = if first {
@@ -352,7 +351,7 @@ fn write_findings_json(
     } else {
         format!("\n{indent}]")
     };
-    out.write_all(end.as_bytes()).map_err(err)
+    out.write_all(end.as_bytes()).context("writing the result")
 }
 
 fn timing_json(phases: &[(&'static str, Duration)]) -> serde_json::Map<String, Value> {

@@ -160,7 +160,6 @@ impl WalkReport<'_> {
     /// The walk JSON (README "Walk JSON"): context, then one object per step with its counts,
     /// schema operations, checks and every finding.
     pub fn write_json(&mut self, out: &mut dyn Write) -> Result<()> {
-        let err = |e: io::Error| Error::io("writing the result", e);
         let head = json!({
             "format": WALK_FORMAT,
             "verdict": if self.proven() { "proven" } else { "not proven" },
@@ -171,7 +170,7 @@ impl WalkReport<'_> {
             "to": self.to,
             "timing_seconds": timing_json(self.phases),
         });
-        write!(out, "{},\n  \"steps\": [", open_object(&head, "")).map_err(err)?;
+        write!(out, "{},\n  \"steps\": [", open_object(&head, "")).context("writing the result")?;
         for (i, step) in self.steps.iter_mut().enumerate() {
             let counts = |v: Vec<(&str, u64)>| -> serde_json::Map<String, Value> {
                 v.into_iter()
@@ -191,16 +190,17 @@ impl WalkReport<'_> {
                 "checks": checks_json(&step.results),
             });
             let sep = if i == 0 { "\n    " } else { ",\n    " };
-            write!(out, "{sep}{},\n      ", open_object(&head, "    ")).map_err(err)?;
+            write!(out, "{sep}{},\n      ", open_object(&head, "    "))
+                .context("writing the result")?;
             write_findings_json(out, &mut step.results, "      ")?;
-            out.write_all(b"\n    }").map_err(err)?;
+            out.write_all(b"\n    }").context("writing the result")?;
         }
         let end: &[u8] = if self.steps.is_empty() {
             b"]\n}\n"
         } else {
             b"\n  ]\n}\n"
         };
-        out.write_all(end).map_err(err)
+        out.write_all(end).context("writing the result")
     }
 }
 
