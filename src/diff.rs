@@ -98,16 +98,20 @@ pub struct SchemaChanges {
 impl SchemaChanges {
     /// The revision before, as a list (empty: none).
     pub fn revision_before(&self) -> Vec<String> {
-        let revs = self
-            .revision
-            .0
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        revs.iter()
-            .filter_map(Value::as_str)
-            .map(String::from)
-            .collect()
+        self.revisions().0.unwrap_or_default()
+    }
+
+    /// The revision on each side as a list (`None`: no revision table there).
+    pub fn revisions(&self) -> (Option<Vec<String>>, Option<Vec<String>>) {
+        let list = |v: &Value| {
+            v.as_array().map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
+        };
+        (list(&self.revision.0), list(&self.revision.1))
     }
 
     /// Was a revision recorded before the downgrade, and is it the same after?

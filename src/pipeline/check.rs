@@ -219,6 +219,7 @@ async fn run_case(
         server,
         BEFORE_DB,
         schema_loss.candidates,
+        &summary.tables,
         &plan.allow_lost,
         true,
     )

@@ -217,6 +217,7 @@ async fn data_lost(
     server: &Server,
     before_db: &str,
     mut candidates: Vec<Loss>,
+    snapshotted: &std::collections::BTreeMap<String, diff::TableCounts>,
     allow_lost: &[String],
     note_unused: bool,
 ) -> Result<(Vec<Loss>, crate::expect::CheckResult)> {
@@ -226,12 +227,26 @@ async fn data_lost(
             .iter()
             .any(|t| l.table.rsplit_once('.').is_some_and(|(_, name)| name == *t))
     });
-    if !candidates.is_empty() {
+    // A dropped table the diff read has its rows counted already; the rest are counted by
+    // the server, one scan per table for all its losses.
+    let mut to_count: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for (i, loss) in candidates.iter_mut().enumerate() {
+        match snapshotted.get(&loss.table) {
+            Some(c) if loss.column.is_none() && c.dropped => loss.count = c.rows_before,
+            _ => to_count.entry(loss.table.clone()).or_default().push(i),
+        }
+    }
+    if !to_count.is_empty() {
         let client = server.connect(before_db).await?;
-        for loss in candidates.iter_mut() {
-            loss.count = db::count(&client, &loss.table, loss.column.as_deref())
-                .await?
-                .unwrap_or(0);
+        for (table, at) in to_count {
+            let columns: Vec<Option<&str>> = at
+                .iter()
+                .map(|&i| candidates[i].column.as_deref())
+                .collect();
+            let counts = db::counts(&client, &table, &columns).await?;
+            for (k, &i) in at.iter().enumerate() {
+                candidates[i].count = counts.as_ref().map_or(0, |c| c[k]);
+            }
         }
     }
     let result = rules::data_lost(&mut candidates, allow_lost, note_unused)?;

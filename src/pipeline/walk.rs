@@ -111,6 +111,7 @@ async fn step(
         server,
         BEFORE_DB,
         schema_loss.candidates,
+        &summary.tables,
         &plan.allow_lost,
         false,
     )

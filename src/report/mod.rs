@@ -137,15 +137,7 @@ fn write_schema(out: &mut dyn Write, schema: &SchemaChanges) -> io::Result<()> {
 
 /// `revision  b2c3 → a1b2` (or `unchanged at ...`), when the dump has one.
 fn write_revision(out: &mut dyn Write, schema: &SchemaChanges) -> io::Result<()> {
-    let rev = |v: &Value| -> Option<Vec<String>> {
-        v.as_array().map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect()
-        })
-    };
-    match (rev(&schema.revision.0), rev(&schema.revision.1)) {
+    match schema.revisions() {
         (None, None) => Ok(()),
         (b, a) if b == a => writeln!(
             out,

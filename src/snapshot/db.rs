@@ -156,10 +156,14 @@ impl Table {
     }
 }
 
-/// Rows of a table (`column`: None) or non-NULL values of one column, by the table's snapshot
-/// name (`schema.table`); the table's own rows only (`ONLY`: partitions count for
-/// themselves). None when there is no such table.
-pub async fn count(client: &Client, table: &str, column: Option<&str>) -> Result<Option<u64>> {
+/// Rows of a table (`None`) and non-NULL values of columns (`Some(column)`), in one scan, by the
+/// table's snapshot name (`schema.table`); the table's own rows only (`ONLY`: partitions count
+/// for themselves). None when there is no such table.
+pub async fn counts(
+    client: &Client,
+    table: &str,
+    columns: &[Option<&str>],
+) -> Result<Option<Vec<u64>>> {
     let found = client
         .query_opt(
             "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
@@ -174,15 +178,25 @@ pub async fn count(client: &Client, table: &str, column: Option<&str>) -> Result
         return Ok(None);
     };
     let relation: String = row.get(0);
-    let what = match column {
-        Some(c) => format!("count({})", quote_ident(c)),
-        None => "count(*)".into(),
-    };
+    let what: Vec<String> = columns
+        .iter()
+        .map(|c| match c {
+            Some(c) => format!("count({})", quote_ident(c)),
+            None => "count(*)".into(),
+        })
+        .collect();
     let row = client
-        .query_one(&format!("SELECT {what} FROM ONLY {relation}"), &[])
+        .query_one(
+            &format!("SELECT {} FROM ONLY {relation}", what.join(", ")),
+            &[],
+        )
         .await
         .map_err(|e| query_error(&format!("the size of {table}"), e))?;
-    Ok(Some(row.get::<_, i64>(0) as u64))
+    Ok(Some(
+        (0..columns.len())
+            .map(|i| row.get::<_, i64>(i) as u64)
+            .collect(),
+    ))
 }
 
 /// The snapshot header: alembic revision and schema.
