@@ -37,6 +37,16 @@ pub fn note(message: impl AsRef<str>) {
     }
 }
 
+/// A migration command's own output, shown on stderr with --verbose only, each line marked
+/// with `| ` so it cannot pass for pgsnapdiff's.
+pub fn detail(output: &str) {
+    if VERBOSE.load(Ordering::Relaxed) {
+        for line in output.lines() {
+            stderr_line(&format!("  | {line}"));
+        }
+    }
+}
+
 /// Color on stdout: a terminal, and NO_COLOR unset (https://no-color.org).
 pub fn color_stdout() -> bool {
     io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())

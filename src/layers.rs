@@ -7,7 +7,7 @@
 pub const FLOORS: &[&[&str]] = &[
     &["error"],
     // Ground: what everything says, writes and hides.
-    &["console", "atomic", "process", "volatile"],
+    &["console", "atomic", "process", "volatile", "tool"],
     &["redact"],
     &["server"],
     &["snapshot"],

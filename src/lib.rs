@@ -19,6 +19,7 @@ pub mod report;
 pub mod restore;
 pub mod server;
 pub mod snapshot;
+pub mod tool;
 pub mod volatile;
 
 #[cfg(test)]

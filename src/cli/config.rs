@@ -22,6 +22,7 @@ pub(super) struct FileConfig {
     pub(super) redact: Option<bool>,
     pub(super) dump: Option<PathBuf>,
     pub(super) tables: Option<Vec<String>>,
+    pub(super) exclude_tables: Option<Vec<String>>,
     pub(super) expect_patch: Option<PathBuf>,
     pub(super) expect_after: Option<PathBuf>,
     pub(super) patch_out: Option<PathBuf>,
@@ -32,6 +33,7 @@ pub(super) struct FileConfig {
     pub(super) allow_lost: Option<Vec<String>>,
     pub(super) allow_noop: Option<bool>,
     pub(super) downgrade: Option<DowngradeConfig>,
+    pub(super) migrations: Option<MigrationsConfig>,
     pub(super) postgres: Option<PostgresConfig>,
     pub(super) rules: Option<RulesConfig>,
     pub(super) expect: Option<ExpectConfig>,
@@ -49,6 +51,7 @@ pub(super) struct CaseConfig {
     pub(super) name: String,
     pub(super) dump: Option<PathBuf>,
     pub(super) tables: Option<Vec<String>>,
+    pub(super) exclude_tables: Option<Vec<String>>,
     pub(super) expect_patch: Option<PathBuf>,
     pub(super) expect_after: Option<PathBuf>,
     pub(super) patch_out: Option<PathBuf>,
@@ -56,6 +59,7 @@ pub(super) struct CaseConfig {
     pub(super) allow_lost: Option<Vec<String>>,
     pub(super) allow_noop: Option<bool>,
     pub(super) downgrade: Option<DowngradeConfig>,
+    pub(super) migrations: Option<MigrationsConfig>,
     pub(super) rules: Option<RulesConfig>,
     pub(super) expect: Option<ExpectConfig>,
     pub(super) roundtrip: Option<RoundTripConfig>,
@@ -68,6 +72,7 @@ impl FileConfig {
         FileConfig {
             dump: c.dump.or_else(|| self.dump.clone()),
             tables: c.tables.or_else(|| self.tables.clone()),
+            exclude_tables: c.exclude_tables.or_else(|| self.exclude_tables.clone()),
             expect_patch: c.expect_patch.or_else(|| self.expect_patch.clone()),
             expect_after: c.expect_after.or_else(|| self.expect_after.clone()),
             patch_out: c.patch_out.or_else(|| self.patch_out.clone()),
@@ -75,6 +80,7 @@ impl FileConfig {
             allow_lost: c.allow_lost.or_else(|| self.allow_lost.clone()),
             allow_noop: c.allow_noop.or(self.allow_noop),
             downgrade: c.downgrade.or_else(|| self.downgrade.clone()),
+            migrations: c.migrations.or_else(|| self.migrations.clone()),
             rules: c.rules.or_else(|| self.rules.clone()),
             expect: c.expect.or_else(|| self.expect.clone()),
             roundtrip: c.roundtrip.or_else(|| self.roundtrip.clone()),
@@ -82,6 +88,18 @@ impl FileConfig {
             ..self.clone()
         }
     }
+}
+
+/// `[migrations]`: the migration tool and how to read its revision.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MigrationsConfig {
+    pub(super) tool: Option<crate::tool::Tool>,
+    pub(super) revision_sql: Option<String>,
+    /// Django: the one app to move and read.
+    pub(super) app: Option<String>,
+    /// Django: the Python that runs `manage.py` (default `python3`).
+    pub(super) python: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -195,6 +213,13 @@ impl Over for FileConfig {
             redact: self.redact.or(lower.redact),
             dump: self.dump.or(lower.dump),
             tables: self.tables.or(lower.tables),
+            exclude_tables: match (self.exclude_tables, lower.exclude_tables) {
+                (Some(mut upper), Some(lower)) => {
+                    upper.extend(lower);
+                    Some(upper)
+                }
+                (u, l) => u.or(l),
+            },
             expect_patch: self.expect_patch.or(lower.expect_patch),
             expect_after: self.expect_after.or(lower.expect_after),
             patch_out: self.patch_out.or(lower.patch_out),
@@ -205,6 +230,7 @@ impl Over for FileConfig {
             allow_lost: self.allow_lost.or(lower.allow_lost),
             allow_noop: self.allow_noop.or(lower.allow_noop),
             downgrade: section(self.downgrade, lower.downgrade),
+            migrations: section(self.migrations, lower.migrations),
             postgres: section(self.postgres, lower.postgres),
             rules: section(self.rules, lower.rules),
             expect: section(self.expect, lower.expect),
@@ -215,6 +241,17 @@ impl Over for FileConfig {
             } else {
                 self.case
             },
+        }
+    }
+}
+
+impl Over for MigrationsConfig {
+    fn over(self, lower: Self) -> Self {
+        MigrationsConfig {
+            tool: self.tool.or(lower.tool),
+            revision_sql: self.revision_sql.or(lower.revision_sql),
+            app: self.app.or(lower.app),
+            python: self.python.or(lower.python),
         }
     }
 }

@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::OutputFormat;
 use super::config::{
-    DowngradeConfig, ExpectConfig, FileConfig, PostgresConfig, RoundTripConfig, RulesConfig,
-    WalkConfig,
+    DowngradeConfig, ExpectConfig, FileConfig, MigrationsConfig, PostgresConfig, RoundTripConfig,
+    RulesConfig, WalkConfig,
 };
 use crate::error::{Error, Result};
 
@@ -234,9 +234,6 @@ pub struct WalkArgs {
     /// Shell command that moves the database one revision down [default: alembic downgrade -1].
     #[arg(long, value_name = "CMD")]
     pub step_cmd: Option<String>,
-    /// SQL that returns the current revision(s), one per row [default: alembic_version].
-    #[arg(long, value_name = "SQL")]
-    pub revision_sql: Option<String>,
     /// Give up after this many steps [default: 100].
     #[arg(long, value_name = "N")]
     pub max_steps: Option<usize>,
@@ -301,6 +298,21 @@ pub struct InputArgs {
     /// Snapshot only this table (schema.table or table; repeat) [default: every user table].
     #[arg(long = "table", value_name = "NAME")]
     pub tables: Vec<String>,
+    /// Leave out tables matching this glob on schema.table, e.g. 'public.django_session' or
+    /// '*.audit_*' (repeat).
+    #[arg(long = "exclude-table", value_name = "PATTERN")]
+    pub exclude_tables: Vec<String>,
+    /// The migration tool: its bookkeeping table, revision and default downgrade
+    /// [default: detected from the dump's tables].
+    #[arg(long, value_name = "TOOL")]
+    pub tool: Option<crate::tool::Tool>,
+    /// SQL that returns the current revision(s), one per row [default: the tool's].
+    #[arg(long, value_name = "SQL")]
+    pub revision_sql: Option<String>,
+    /// Django: move and read this app only [default: every app; the step undoes the last
+    /// migration applied].
+    #[arg(long, value_name = "APP")]
+    pub app: Option<String>,
     /// Directory with the PostgreSQL binaries to use (postgres, initdb, psql, pg_restore).
     #[arg(long, value_name = "DIR", env = "PGSNAPDIFF_PG_BIN")]
     pub pg_bin: Option<PathBuf>,
@@ -351,6 +363,13 @@ impl InputArgs {
             redact: said(globals.redact),
             dump: self.dump.clone(),
             tables: (!self.tables.is_empty()).then(|| self.tables.clone()),
+            exclude_tables: (!self.exclude_tables.is_empty()).then(|| self.exclude_tables.clone()),
+            migrations: Some(MigrationsConfig {
+                tool: self.tool,
+                revision_sql: self.revision_sql.clone(),
+                app: self.app.clone(),
+                python: None,
+            }),
             postgres: Some(PostgresConfig {
                 bin: self.pg_bin.clone(),
                 version: self.pg_version.clone(),
@@ -456,7 +475,7 @@ impl WalkArgs {
             walk: Some(WalkConfig {
                 to: self.to.clone(),
                 step_cmd: self.step_cmd.clone(),
-                revision_sql: self.revision_sql.clone(),
+                revision_sql: None,
                 max_steps: self.max_steps,
             }),
             ..self.input.layer(globals)

@@ -26,6 +26,7 @@ use crate::migrate::{CommandSpec, Step};
 pub use crate::report::Outputs;
 pub use crate::report::ci::OutputFormat;
 use crate::server::{BinaryOptions, ServerOptions};
+use crate::tool::Tool;
 use crate::volatile::Volatile;
 
 /// A whole `check`: the settings of the run, and its cases (one, or the chosen `[[case]]`s).
@@ -45,7 +46,7 @@ pub struct CheckPlan {
     /// The `[[case]]` name; None for the single case of a config without `[[case]]`.
     pub name: Option<String>,
     pub input: InputPlan,
-    pub downgrade: Step,
+    pub downgrade: StepChoice,
     pub downgrade_timeout: Option<Duration>,
     pub downgrade_superuser: bool,
     pub expect_patch: Option<PathBuf>,
@@ -108,6 +109,92 @@ pub struct InputPlan {
     /// The config file read, if any (reports list it).
     pub config: Option<PathBuf>,
     pub tables: Vec<String>,
+    /// Globs on `schema.table` left out of every read.
+    pub exclude: Vec<String>,
+    pub migrations: MigrationsPlan,
+}
+
+/// The migration tool, as said (`--tool`, `[migrations]`); `None` is found from the dump.
+#[derive(Debug, Clone, Default)]
+pub struct MigrationsPlan {
+    pub tool: Option<Tool>,
+    /// The user's revision query; it wins over the tool's.
+    pub revision_sql: Option<String>,
+    /// Django: the one app to move and read.
+    pub app: Option<String>,
+    /// Django: the Python that runs `manage.py`.
+    pub python: String,
+}
+
+/// A migration step as configured: given, or the migration tool's own, known once the tool is
+/// (after the restore, when it is detected).
+#[derive(Debug, Clone)]
+pub enum StepChoice {
+    Given(Step),
+    /// The tool's step command, run as this spec says (its `command` is filled in).
+    ToolDefault(CommandSpec),
+}
+
+impl StepChoice {
+    /// For reports and progress lines.
+    pub fn describe(&self) -> String {
+        match self {
+            StepChoice::Given(step) => step.describe(),
+            StepChoice::ToolDefault(_) => "the migration tool's own".into(),
+        }
+    }
+
+    /// Before the first run: the inherited variables that could take the command elsewhere.
+    pub fn note_inherited_connections(&self) {
+        match self {
+            StepChoice::Given(step) => step.note_inherited_connections(),
+            StepChoice::ToolDefault(spec) => {
+                Step::Command(spec.clone()).note_inherited_connections()
+            }
+        }
+    }
+
+    /// Inputs checked before the boot.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            StepChoice::Given(step) => step.validate(),
+            StepChoice::ToolDefault(spec) => Step::Command(spec.clone()).validate(),
+        }
+    }
+
+    /// The step to run, once the tool is known. A given step is that step; otherwise the
+    /// tool's command (Django's carries its script and app in the environment).
+    pub fn resolve(&self, tool: Option<Tool>, m: &MigrationsPlan) -> Result<Step> {
+        let spec = match self {
+            StepChoice::Given(step) => return Ok(step.clone()),
+            StepChoice::ToolDefault(spec) => spec,
+        };
+        let Some(tool) = tool else {
+            return Err(Error::Config(
+                "no downgrade given and no migration tool found in the dump: pass --downgrade-sql FILE or --downgrade-cmd CMD, or --tool".into(),
+            ));
+        };
+        let Some(command) = tool.step_command(&m.python) else {
+            return Err(Error::Config(format!(
+                "no downgrade given, and {} has no default one: {}",
+                tool.name(),
+                tool.no_step_hint()
+            )));
+        };
+        let mut spec = spec.clone();
+        spec.command = command;
+        if tool == Tool::Django {
+            spec.env.push((
+                crate::tool::DJANGO_STEP_VAR.into(),
+                crate::tool::DJANGO_STEP.into(),
+            ));
+            spec.env.push((
+                crate::tool::DJANGO_APP_VAR.into(),
+                m.app.clone().unwrap_or_default(),
+            ));
+        }
+        Ok(Step::Command(spec))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -142,10 +229,19 @@ fn input_plan(c: &FileConfig, loaded: &Loaded) -> Result<InputPlan> {
     let dump = c.dump.clone().ok_or_else(|| {
         Error::Config("no dump given: pass --dump FILE, or set `dump` in pgsnapdiff.toml".into())
     })?;
+    let m = c.migrations.clone().unwrap_or_default();
+    let legacy_sql = c.walk.as_ref().and_then(|w| w.revision_sql.clone());
     Ok(InputPlan {
         dump,
         config: loaded.path.clone(),
         tables: c.tables.clone().unwrap_or_default(),
+        exclude: c.exclude_tables.clone().unwrap_or_default(),
+        migrations: MigrationsPlan {
+            tool: m.tool,
+            revision_sql: m.revision_sql.or(legacy_sql),
+            app: m.app,
+            python: m.python.unwrap_or_else(|| "python3".into()),
+        },
     })
 }
 
@@ -266,13 +362,27 @@ fn check_plan(
                 "pgsnapdiff.toml: [downgrade] has both `sql` and `cmd`; keep one".into(),
             ));
         }
-        (Some(sql), None) if !sql.is_empty() => Step::Sql(sql.clone()),
-        (None, Some(cmd)) => Step::Command(command_spec(cmd.clone(), &d, loaded)),
-        _ => {
-            return Err(Error::Config(
-                "no downgrade given: pass --downgrade-sql FILE or --downgrade-cmd CMD, or set [downgrade] sql/cmd in pgsnapdiff.toml".into(),
-            ));
+        (Some(sql), None) if !sql.is_empty() => StepChoice::Given(Step::Sql(sql.clone())),
+        (None, Some(cmd)) => {
+            StepChoice::Given(Step::Command(command_spec(cmd.clone(), &d, loaded)))
         }
+        _ => match input.migrations.tool {
+            // Known now: a tool without a step is refused before any work.
+            Some(tool) if tool.step_command("").is_none() => {
+                return Err(Error::Config(format!(
+                    "no downgrade given, and {} has no default one: {}",
+                    tool.name(),
+                    tool.no_step_hint()
+                )));
+            }
+            Some(_) => StepChoice::ToolDefault(command_spec(String::new(), &d, loaded)),
+            // A rollback is never run by guess: the tool's own downgrade only when it is named.
+            None => {
+                return Err(Error::Config(
+                    "no downgrade given: pass --downgrade-sql FILE or --downgrade-cmd CMD, or --tool TOOL for the migration tool's own (e.g. --tool django: one migration back), or set them in pgsnapdiff.toml".into(),
+                ));
+            }
+        },
     };
     Ok(CheckPlan {
         name,
@@ -506,10 +616,9 @@ pub struct WalkPlan {
     /// The revision to stop at; `base` is the empty revision set.
     pub to: String,
     /// Moves one revision down.
-    pub step: Step,
+    pub step: StepChoice,
     pub step_timeout: Option<Duration>,
     pub superuser: bool,
-    pub revision_sql: Option<String>,
     pub max_steps: usize,
     pub outputs: Outputs,
     pub new_shape: Option<Severity>,
@@ -555,10 +664,10 @@ pub fn walk_plan(args: &WalkArgs, globals: &Globals) -> Result<WalkPlan> {
                 .into(),
         )
     })?;
-    let command = walk
-        .step_cmd
-        .clone()
-        .unwrap_or_else(|| "alembic downgrade -1".into());
+    let step = match walk.step_cmd.clone() {
+        Some(cmd) => StepChoice::Given(Step::Command(command_spec(cmd, &d, &loaded))),
+        None => StepChoice::ToolDefault(command_spec(String::new(), &d, &loaded)),
+    };
     let max_steps = walk.max_steps.unwrap_or(100);
     if max_steps == 0 {
         return Err(Error::Config("--max-steps must be at least 1".into()));
@@ -567,10 +676,9 @@ pub fn walk_plan(args: &WalkArgs, globals: &Globals) -> Result<WalkPlan> {
         run: run_settings(&c, globals),
         input: input_plan(&c, &loaded)?,
         to,
-        step: Step::Command(command_spec(command, &d, &loaded)),
+        step,
         step_timeout: d.timeout.map(Duration::from_secs),
         superuser: d.superuser.unwrap_or(false),
-        revision_sql: walk.revision_sql,
         max_steps,
         outputs: outputs(&c)?,
         new_shape: new_shape(&c),
@@ -605,8 +713,8 @@ mod tests {
 
     fn command(plan: &CheckPlan) -> &CommandSpec {
         match &plan.downgrade {
-            Step::Command(spec) => spec,
-            Step::Sql(_) => panic!("not a command"),
+            StepChoice::Given(Step::Command(spec)) | StepChoice::ToolDefault(spec) => spec,
+            StepChoice::Given(Step::Sql(_)) => panic!("not a command"),
         }
     }
 
@@ -669,7 +777,9 @@ mod tests {
             "public.t.b",
         ];
         let plan = &plans(&flags).unwrap()[0];
-        assert!(matches!(&plan.downgrade, Step::Sql(f) if f == &[PathBuf::from("fix.sql")]));
+        assert!(
+            matches!(&plan.downgrade, StepChoice::Given(Step::Sql(f)) if f == &[PathBuf::from("fix.sql")])
+        );
         let rt = plan.roundtrip.as_ref().unwrap();
         assert!(matches!(&rt.upgrade, Step::Command(spec) if spec.command == "up"));
         // The command still runs where the file says, and ignores add up.

@@ -10,12 +10,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{
-    BEFORE_DB, ORIGINAL_DB, WORK_DB, audit_inputs, boot, copy_database, data_lost, describe_step,
-    diff_databases, dump_fact, restore_work, server_fact, tables_after, tables_of, warn_keyless,
+    BEFORE_DB, InUse, ORIGINAL_DB, Selection, WORK_DB, audit_inputs, boot, copy_database,
+    data_lost, describe_step, diff_databases, dump_fact, restore_work, server_fact, settle_tool,
+    tables_after, tables_of, warn_keyless,
 };
 use crate::atomic::AtomicFile;
 use crate::baseline::{self, AfterSnapshot, Redacting};
-use crate::cli::{CheckPlan, CheckRunPlan, RoundTripDirection};
+use crate::cli::{CheckPlan, CheckRunPlan, RoundTripDirection, StepChoice};
 use crate::console::{note, progress};
 use crate::diff::{DiffSink, SchemaChanges, Summary, Tee};
 use crate::error::{Context, Error, Result, Verdict};
@@ -25,7 +26,7 @@ use crate::expect::rules::{
 };
 use crate::expect::shape::NewShape;
 use crate::expect::{CheckResult, Finding, Findings};
-use crate::migrate::{self, Kind, Ran, RunOptions};
+use crate::migrate::{self, Kind, Ran, RunOptions, Step};
 use crate::report::audit::{self, Audit, Section};
 use crate::report::ci::Suite;
 use crate::report::{CheckReport, PatchWriter, Rendered, emit};
@@ -38,6 +39,12 @@ static NO_TABLES: std::collections::BTreeMap<String, crate::diff::TableCounts> =
 
 /// What one case found.
 struct CaseOutcome {
+    /// The downgrade that ran (the tool's own, once settled), for the reports.
+    downgrade: Option<String>,
+    /// The downgrade's own output (stdout and stderr), its last lines.
+    downgrade_output: String,
+    /// The migration tool settled for the case.
+    tool: Option<crate::tool::Tool>,
     phases: Vec<(&'static str, Duration)>,
     summary: Summary,
     schema: SchemaChanges,
@@ -52,6 +59,9 @@ impl CaseOutcome {
         findings.push(Finding::plain("error", e.to_string(), ""))?;
         let name = format!("case {name} stopped on an error");
         Ok(CaseOutcome {
+            downgrade: None,
+            downgrade_output: String::new(),
+            tool: None,
             phases: Vec::new(),
             summary: Summary::default(),
             schema: SchemaChanges::default(),
@@ -113,6 +123,10 @@ async fn run_case(
     } = prepared;
     let mut phases = Vec::new();
     restore_work(server, dump, &mut phases).await?;
+    let in_use = settle_tool(server, &plan.input.migrations).await?;
+    let downgrade = plan
+        .downgrade
+        .resolve(in_use.tool, &plan.input.migrations)?;
     // Tables the rules need are snapshotted even when --table narrows the rest.
     let mut wanted = plan.input.tables.clone();
     if !wanted.is_empty() {
@@ -122,6 +136,12 @@ async fn run_case(
             }
         }
     }
+    let selection = Selection {
+        wanted,
+        exclude: &plan.input.exclude,
+        bookkeeping: in_use.bookkeeping(),
+        dump: &dump.path,
+    };
 
     let up_first = plan
         .roundtrip
@@ -139,25 +159,29 @@ async fn run_case(
         migrate::run(server, WORK_DB, &rt.upgrade, opts).await?;
         phases.push(("upgrade", started.elapsed()));
     }
-    let before_tables = tables_of(server, WORK_DB, &wanted, &dump.path).await?;
+    let (before_tables, missing) = tables_of(server, WORK_DB, &selection).await?;
     warn_keyless(&before_tables);
     let started = Instant::now();
     copy_database(server, WORK_DB, BEFORE_DB).await?;
     phases.push(("copy", started.elapsed()));
 
     let started = Instant::now();
-    progress(format!("running downgrade {}", plan.downgrade.describe()));
+    progress(format!("running downgrade {}", downgrade.describe()));
     let opts = RunOptions {
         kind: Kind::Downgrade,
         timeout: plan.downgrade_timeout,
         superuser: plan.downgrade_superuser,
     };
-    let downgrade_output = migrate::run(server, WORK_DB, &plan.downgrade, opts).await?;
+    let downgrade_output = migrate::run(server, WORK_DB, &downgrade, opts).await?;
+    crate::console::detail(&downgrade_output);
     phases.push(("downgrade", started.elapsed()));
 
     let started = Instant::now();
     progress("diffing before → after");
-    let after_tables = tables_after(server, WORK_DB, &wanted, &before_tables, &dump.path).await?;
+    let after_tables = tables_after(server, WORK_DB, &selection).await?;
+    selection
+        .require(&missing, &after_tables, server, WORK_DB)
+        .await?;
     let mut writer = match &plan.patch_out {
         Some(path) => Some(PatchWriter::new(AtomicFile::create(path)?)),
         None => None,
@@ -170,6 +194,10 @@ async fn run_case(
         .map(MetadataRestored::new)
         .collect();
     let mut after_state = (!plan.after.is_empty()).then(|| AfterState::new(&plan.after));
+    let revision = (
+        in_use.revision(server, BEFORE_DB).await?,
+        in_use.revision(server, WORK_DB).await?,
+    );
     let mut new_shape = plan.new_shape.map(NewShape::new);
     let mut schema = SchemaChanges::default();
     let mut schema_loss = SchemaLoss::default();
@@ -204,6 +232,8 @@ async fn run_case(
     if let Some(w) = writer {
         w.finish()?.commit()?;
     }
+    // The revision is the tool's, read from its bookkeeping (or the user's query).
+    schema.revision = revision;
     let mut results = Vec::new();
     if let (Some(e), Some(baseline)) = (expected, &plan.expect_patch) {
         let mut result = e.finish()?;
@@ -213,7 +243,14 @@ async fn run_case(
         })?;
         results.push(result);
     }
-    results.extend(judge_movement(plan, &schema, &summary, &downgrade_output)?);
+    results.extend(judge_movement(
+        plan,
+        &downgrade,
+        &in_use,
+        &schema,
+        &summary,
+        &downgrade_output,
+    )?);
     results.push(rows_preserved.finish());
     let (losses, lost) = data_lost(
         server,
@@ -222,13 +259,16 @@ async fn run_case(
         &summary.tables,
         &plan.allow_lost,
         true,
+        &selection,
     )
     .await?;
     results.push(lost);
     for m in metadata {
         results.push(m.finish()?);
     }
-    if let Some(a) = after_state {
+    if let Some(mut a) = after_state {
+        let at = (in_use.revision_path(), in_use.revision_label());
+        a.judge_revision(&schema.revision.1, in_use.tool, at)?;
         results.extend(a.finish()?);
     }
     if let Some(n) = new_shape {
@@ -239,9 +279,8 @@ async fn run_case(
     if let Some(rt) = up_first {
         let started = Instant::now();
         progress("diffing original → after (round trip)");
-        let original_tables = tables_of(server, ORIGINAL_DB, &wanted, &dump.path).await?;
-        let after_tables =
-            tables_after(server, WORK_DB, &wanted, &original_tables, &dump.path).await?;
+        let (original_tables, _) = tables_of(server, ORIGINAL_DB, &selection).await?;
+        let after_tables = tables_after(server, WORK_DB, &selection).await?;
         let name = "round trip: after upgrade + downgrade the data equals the original";
         let mut roundtrip = RoundTrip::new(name, &rt.ignore, &plan.volatile);
         let (original, after) = ((ORIGINAL_DB, original_tables), (WORK_DB, after_tables));
@@ -273,9 +312,8 @@ async fn run_case(
             Ran::Failed(e) => roundtrip.failed(&e.to_string())?,
             Ran::Done(_) => {
                 progress("diffing before → downgraded and upgraded again (round trip)");
-                let before_tables = tables_of(server, BEFORE_DB, &wanted, &dump.path).await?;
-                let again_tables =
-                    tables_after(server, WORK_DB, &wanted, &before_tables, &dump.path).await?;
+                let (before_tables, _) = tables_of(server, BEFORE_DB, &selection).await?;
+                let again_tables = tables_after(server, WORK_DB, &selection).await?;
                 let (before, again) = ((BEFORE_DB, before_tables), (WORK_DB, again_tables));
                 diff_databases(server, before, again, &mut roundtrip).await?;
             }
@@ -294,6 +332,9 @@ async fn run_case(
     }
 
     Ok(CaseOutcome {
+        downgrade: Some(downgrade.describe()),
+        downgrade_output: crate::error::tail(&downgrade_output, 200),
+        tool: in_use.tool,
         phases,
         summary,
         schema,
@@ -308,6 +349,8 @@ async fn run_case(
 /// be); a downgrade that changed nothing at all is the `no-op` check's.
 fn judge_movement(
     plan: &CheckPlan,
+    downgrade: &Step,
+    in_use: &InUse<'_>,
     schema: &SchemaChanges,
     summary: &Summary,
     downgrade_output: &str,
@@ -318,11 +361,14 @@ fn judge_movement(
             let at = crate::report::show_rev(&schema.revision_before());
             return Err(Error::Downgrade {
                 kind: Kind::Downgrade,
-                problem: migrate::changed_nothing(&plan.downgrade, &at),
+                problem: migrate::changed_nothing(downgrade, &at),
                 output: crate::error::tail(downgrade_output, 30),
             });
         }
-        results.push(rules::revision_unmoved(&schema.revision.0)?);
+        results.push(rules::revision_unmoved(
+            &schema.revision.0,
+            in_use.revision_path(),
+        )?);
     }
     results.extend(rules::no_op(summary.ops(), plan.allow_noop)?);
     Ok(results)
@@ -450,8 +496,11 @@ impl Rendered for CheckRun<'_> {
     fn audit(&self) -> Result<Audit<'_>> {
         let mut inputs = Vec::new();
         let mut facts = vec![("server".to_string(), self.server.clone())];
-        for (plan, dump) in self.plans.iter().zip(self.dumps) {
-            let mut steps = vec![("downgrade", &plan.downgrade)];
+        for ((plan, dump), report) in self.plans.iter().zip(self.dumps).zip(&self.reports) {
+            let mut steps = Vec::new();
+            if let StepChoice::Given(step) = &plan.downgrade {
+                steps.push(("downgrade", step));
+            }
             let case = plan
                 .name
                 .as_deref()
@@ -459,7 +508,15 @@ impl Rendered for CheckRun<'_> {
                 .unwrap_or_default();
             let label = |what: &str| format!("{what}{case}");
             facts.push((label("dump"), dump_fact(dump)));
-            facts.push((label("downgrade"), describe_step(&plan.downgrade)));
+            facts.push((
+                label("downgrade"),
+                match &plan.downgrade {
+                    StepChoice::Given(step) => describe_step(step),
+                    StepChoice::ToolDefault(spec) => {
+                        format!("{} in {}", report.downgrade, spec.cwd.display())
+                    }
+                },
+            ));
             if let Some(rt) = &plan.roundtrip {
                 steps.push(("upgrade", &rt.upgrade));
                 facts.push((label("upgrade (round trip)"), describe_step(&rt.upgrade)));
@@ -495,6 +552,7 @@ impl Rendered for CheckRun<'_> {
                 phases: r.phases,
                 tables: &r.summary.tables,
                 schema: &r.schema.ops,
+                output: r.downgrade_output,
                 results: r.results,
             })
             .collect();
@@ -505,6 +563,7 @@ impl Rendered for CheckRun<'_> {
                 phases: &[],
                 tables: &NO_TABLES,
                 schema: &[],
+                output: "",
                 results: &self.run_results,
             });
         }
@@ -548,7 +607,12 @@ fn write_outputs(
             dump_format: dump.format.name(),
             pg_dump_version: dump.pg_dump_version.as_deref(),
             server: server_text.clone(),
-            downgrade: plan.downgrade.describe(),
+            downgrade: outcome
+                .downgrade
+                .clone()
+                .unwrap_or_else(|| plan.downgrade.describe()),
+            downgrade_output: &outcome.downgrade_output,
+            tool: outcome.tool.map(crate::tool::Tool::name),
             upgrade: plan.roundtrip.as_ref().map(|r| match r.direction {
                 RoundTripDirection::UpFirst => r.upgrade.describe(),
                 RoundTripDirection::DownThenUp => {

@@ -11,7 +11,7 @@ pub mod walk;
 
 use crate::atomic::AtomicFile;
 use crate::baseline::{self, Redacting};
-use crate::cli::{InputPlan, RunSettings, SnapshotPlan};
+use crate::cli::{InputPlan, MigrationsPlan, RunSettings, SnapshotPlan};
 use crate::console::{note, progress};
 use crate::diff;
 use crate::error::{Context, Error, Result, Verdict};
@@ -23,6 +23,7 @@ use crate::restore::{self, Dump};
 use crate::server::{OWNER_ROLE, Server};
 use crate::snapshot::db::{self, DbSource, Table};
 use crate::snapshot::file::{FileSource, write_source};
+use crate::tool::Tool;
 
 /// The database the dump is restored into and the downgrade runs on.
 const WORK_DB: &str = "pgsnapdiff";
@@ -30,8 +31,6 @@ const WORK_DB: &str = "pgsnapdiff";
 const BEFORE_DB: &str = "pgsnapdiff_before";
 /// Round trip only: the restored state before the upgrade.
 const ORIGINAL_DB: &str = "pgsnapdiff_original";
-/// Tables kept in the snapshot header rather than in `data`, unless named with --table.
-const HEADER_TABLES: &[&str] = &["alembic_version"];
 
 /// Find binaries for the dumps (the newest pg_dump decides), and boot.
 async fn boot(
@@ -119,52 +118,99 @@ async fn boot_and_restore(
     Ok((dump, server))
 }
 
-/// The tables to snapshot: every user table, or the ones named (`schema.table` or a bare name
-/// that is unique across schemas).
-fn select_tables(all: Vec<Table>, wanted: &[String], dump: &Path) -> Result<Vec<Table>> {
-    if wanted.is_empty() {
-        return Ok(all
-            .into_iter()
-            .filter(|t| !HEADER_TABLES.contains(&t.table.as_str()))
-            .collect());
+/// Which tables a run reads: the ones named (`schema.table`, or a bare name unique across
+/// schemas), or every user table but the migration tool's bookkeeping; minus the exclusions
+/// (globs on `schema.table`) either way.
+struct Selection<'a> {
+    wanted: Vec<String>,
+    exclude: &'a [String],
+    bookkeeping: &'static [&'static str],
+    dump: &'a Path,
+}
+
+impl Selection<'_> {
+    /// The tool's bookkeeping, or excluded: never data, never data loss.
+    fn ignores(&self, qualified: &str) -> bool {
+        let name = qualified.rsplit_once('.').map_or(qualified, |(_, n)| n);
+        self.bookkeeping.contains(&name)
+            || self
+                .exclude
+                .iter()
+                .any(|p| crate::tool::glob_match(p, qualified))
     }
-    let mut chosen: Vec<Table> = Vec::new();
-    for name in wanted {
-        let matches: Vec<&Table> = all
-            .iter()
-            .filter(|t| t.name == *name || (!name.contains('.') && t.table == *name))
-            .collect();
-        match matches.as_slice() {
-            [one] => {
-                if !chosen.iter().any(|c| c.name == one.name) {
-                    chosen.push((*one).clone());
+
+    /// The chosen tables of `all`, in name order, and the wanted names that matched none.
+    fn pick(&self, all: Vec<Table>) -> Result<(Vec<Table>, Vec<String>)> {
+        let excluded = |t: &Table| {
+            self.exclude
+                .iter()
+                .any(|p| crate::tool::glob_match(p, &t.name))
+        };
+        // Named with --table, a bookkeeping table is read like any other.
+        if self.wanted.is_empty() {
+            let chosen = all
+                .into_iter()
+                .filter(|t| !self.bookkeeping.contains(&t.table.as_str()) && !excluded(t))
+                .collect();
+            return Ok((chosen, Vec::new()));
+        }
+        let mut chosen: Vec<Table> = Vec::new();
+        let mut missing = Vec::new();
+        for name in &self.wanted {
+            let matches: Vec<&Table> = all
+                .iter()
+                .filter(|t| t.name == *name || (!name.contains('.') && t.table == *name))
+                .collect();
+            match matches.as_slice() {
+                [one] => {
+                    if !chosen.iter().any(|c| c.name == one.name) && !excluded(one) {
+                        chosen.push((*one).clone());
+                    }
+                }
+                [] => missing.push(name.clone()),
+                many => {
+                    let names: Vec<&str> = many.iter().map(|t| t.name.as_str()).collect();
+                    return Err(Error::Config(format!(
+                        "--table {name} is ambiguous ({}); write it as schema.table",
+                        names.join(", ")
+                    )));
                 }
             }
-            [] => {
-                let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
-                return Err(Error::input(
-                    dump,
-                    format!(
-                        "has no table {name}; tables there: {}",
-                        if names.is_empty() {
-                            "none".to_string()
-                        } else {
-                            names.join(", ")
-                        }
-                    ),
-                ));
-            }
-            many => {
-                let names: Vec<&str> = many.iter().map(|t| t.name.as_str()).collect();
-                return Err(Error::Config(format!(
-                    "--table {name} is ambiguous ({}); write it as schema.table",
-                    names.join(", ")
-                )));
-            }
         }
+        chosen.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((chosen, missing))
     }
-    chosen.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(chosen)
+
+    /// A wanted table that is on neither side of the step is a typo: the error lists the
+    /// tables `dbname` has.
+    async fn require(
+        &self,
+        missing_before: &[String],
+        after: &[Table],
+        server: &Server,
+        dbname: &str,
+    ) -> Result<()> {
+        let Some(name) = missing_before
+            .iter()
+            .find(|m| !after.iter().any(|t| t.name == **m || t.table == **m))
+        else {
+            return Ok(());
+        };
+        let client = server.connect(dbname).await?;
+        let all = db::tables(&client).await?;
+        let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
+        Err(Error::input(
+            self.dump,
+            format!(
+                "has no table {name}; tables there: {}",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        ))
+    }
 }
 
 fn warn_keyless(tables: &[Table]) {
@@ -220,13 +266,11 @@ async fn data_lost(
     snapshotted: &std::collections::BTreeMap<String, diff::TableCounts>,
     allow_lost: &[String],
     note_unused: bool,
+    selection: &Selection<'_>,
 ) -> Result<(Vec<Loss>, crate::expect::CheckResult)> {
-    // The migration tool's own bookkeeping is the revision line's business.
-    candidates.retain(|l| {
-        !HEADER_TABLES
-            .iter()
-            .any(|t| l.table.rsplit_once('.').is_some_and(|(_, name)| name == *t))
-    });
+    // The migration tool's own bookkeeping is the revision line's business; an excluded
+    // table is the user's to ignore.
+    candidates.retain(|l| !selection.ignores(&l.table));
     // A dropped table the diff read has its rows counted already; the rest are counted by
     // the server, one scan per table for all its losses.
     let mut to_count: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
@@ -253,34 +297,122 @@ async fn data_lost(
     Ok((candidates, result))
 }
 
-/// The tables of `dbname` to snapshot.
+/// The tables of `dbname` to snapshot, and the wanted names it does not have.
 async fn tables_of(
     server: &Server,
     dbname: &str,
-    wanted: &[String],
-    dump: &Path,
-) -> Result<Vec<Table>> {
+    selection: &Selection<'_>,
+) -> Result<(Vec<Table>, Vec<String>)> {
     let client = server.connect(dbname).await?;
-    select_tables(db::tables(&client).await?, wanted, dump)
+    selection.pick(db::tables(&client).await?)
 }
 
-/// Tables on the after side: all of them, or the ones also selected before.
+/// Tables on the after side: the same selection, so a wanted table the step created is
+/// read (and reported created), and one it dropped is reported dropped.
 async fn tables_after(
     server: &Server,
     dbname: &str,
-    wanted: &[String],
-    before: &[Table],
-    dump: &Path,
+    selection: &Selection<'_>,
 ) -> Result<Vec<Table>> {
-    let client = server.connect(dbname).await?;
-    let all = db::tables(&client).await?;
-    if wanted.is_empty() {
-        return select_tables(all, &[], dump);
+    Ok(tables_of(server, dbname, selection).await?.0)
+}
+
+/// The migration tool a run works with, settled against the restored database: said
+/// (`--tool`), implied (`--revision-sql` alone: custom), or detected from its bookkeeping
+/// table; `None` when nothing says (no revision).
+struct InUse<'a> {
+    tool: Option<Tool>,
+    plan: &'a MigrationsPlan,
+}
+
+impl InUse<'_> {
+    fn source(&self) -> db::RevisionSource<'_> {
+        if let Some(sql) = &self.plan.revision_sql {
+            return db::RevisionSource::Sql(sql);
+        }
+        let app = (self.tool == Some(Tool::Django))
+            .then_some(self.plan.app.as_deref())
+            .flatten();
+        match self.tool.and_then(|t| t.revision_query(app)) {
+            Some(q) => db::RevisionSource::Tool(q, app),
+            None => db::RevisionSource::None,
+        }
     }
-    Ok(all
-        .into_iter()
-        .filter(|t| before.iter().any(|b| b.name == t.name))
-        .collect())
+
+    /// The tool's tables, kept out of the data diff and of data loss.
+    fn bookkeeping(&self) -> &'static [&'static str] {
+        self.tool.map(Tool::bookkeeping).unwrap_or_default()
+    }
+
+    /// Where revision findings point: `/alembic_version` (the patch's own path) for Alembic.
+    fn revision_path(&self) -> &'static str {
+        match self.tool {
+            Some(Tool::Alembic) | None if self.plan.revision_sql.is_none() => "/alembic_version",
+            _ => "/revision",
+        }
+    }
+
+    /// What the revision is read from, for check names: the bookkeeping table, or the query.
+    fn revision_label(&self) -> &'static str {
+        match (&self.plan.revision_sql, self.tool) {
+            (None, Some(tool)) => tool
+                .bookkeeping()
+                .first()
+                .copied()
+                .unwrap_or("the revision"),
+            (None, None) => "alembic_version",
+            (Some(_), _) => "the revision query",
+        }
+    }
+
+    /// The database's revision, read as the owner role (a dump's functions never run with
+    /// superuser rights) in a read-only transaction.
+    async fn revision(&self, server: &Server, dbname: &str) -> Result<serde_json::Value> {
+        let client = server.connect_as(dbname, OWNER_ROLE).await?;
+        db::revision(&client, &self.source()).await
+    }
+}
+
+/// Settle the migration tool on the restored working database, saying what was found.
+async fn settle_tool<'a>(server: &Server, plan: &'a MigrationsPlan) -> Result<InUse<'a>> {
+    let client = server.connect(WORK_DB).await?;
+    let found = db::detect_tools(&client).await?;
+    drop(client);
+    let tool = match plan.tool {
+        Some(tool) => {
+            if let Some(table) = tool.bookkeeping().first()
+                && !found.contains(&tool)
+                && plan.revision_sql.is_none()
+            {
+                note(format!(
+                    "--tool {}: the dump has no {table} table, so no revision is known before the downgrade",
+                    tool.name()
+                ));
+            }
+            Some(tool)
+        }
+        None => match found.as_slice() {
+            // The user's query alone: a tool we do not know.
+            [] if plan.revision_sql.is_some() => Some(Tool::Custom),
+            [] => None,
+            [one] => {
+                note(format!(
+                    "migration tool: {} (detected by its {} table; --tool overrides)",
+                    one.name(),
+                    one.bookkeeping()[0]
+                ));
+                Some(*one)
+            }
+            many => {
+                let names: Vec<&str> = many.iter().map(|t| t.name()).collect();
+                return Err(Error::Config(format!(
+                    "the dump holds the bookkeeping tables of {}: say which tool migrates it with --tool (or [migrations] tool)",
+                    names.join(" and ")
+                )));
+            }
+        },
+    };
+    Ok(InUse { tool, plan })
 }
 
 /// The files a report identifies by size and SHA-256: the dump, the config, the migration SQL
@@ -331,8 +463,18 @@ pub async fn snapshot(plan: &SnapshotPlan) -> Result<()> {
     let mut phases = Vec::new();
     let (dump, server) = boot_and_restore(&plan.run, &plan.input, &mut phases).await?;
     let started = Instant::now();
+    let in_use = settle_tool(&server, &plan.input.migrations).await?;
+    let selection = Selection {
+        wanted: plan.input.tables.clone(),
+        exclude: &plan.input.exclude,
+        bookkeeping: in_use.bookkeeping(),
+        dump: &dump.path,
+    };
     let client = server.connect(WORK_DB).await?;
-    let tables = select_tables(db::tables(&client).await?, &plan.input.tables, &dump.path)?;
+    let (tables, missing) = selection.pick(db::tables(&client).await?)?;
+    selection
+        .require(&missing, &tables, &server, WORK_DB)
+        .await?;
     warn_keyless(&tables);
     let mut source = DbSource::new(&client, tables);
     match &plan.out {

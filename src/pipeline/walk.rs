@@ -7,8 +7,9 @@
 use std::time::{Instant, SystemTime};
 
 use super::{
-    BEFORE_DB, WORK_DB, audit_inputs, boot_and_restore, copy_database, data_lost, describe_step,
-    diff_databases, drop_databases, dump_fact, server_fact, tables_after, tables_of,
+    BEFORE_DB, InUse, Selection, WORK_DB, audit_inputs, boot_and_restore, copy_database, data_lost,
+    describe_step, diff_databases, drop_databases, dump_fact, server_fact, settle_tool,
+    tables_after, tables_of,
 };
 use crate::cli::WalkPlan;
 use crate::console::{note, progress};
@@ -21,39 +22,64 @@ use crate::report::audit::{Audit, Section};
 use crate::report::ci::Suite;
 use crate::report::{Rendered, WalkReport, WalkStep, emit, show_rev};
 use crate::restore::Dump;
-use crate::server::{OWNER_ROLE, Server};
-use crate::snapshot::db;
+use crate::server::Server;
+use crate::tool::Tool;
 
-fn at_target(revision: &[String], to: &str) -> bool {
-    if to == "base" {
-        revision.is_empty()
-    } else {
-        revision == [to]
+fn as_list(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(serde_json::Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn json_list(revision: &[String]) -> serde_json::Value {
+    serde_json::Value::Array(
+        revision
+            .iter()
+            .cloned()
+            .map(serde_json::Value::String)
+            .collect(),
+    )
+}
+
+/// What every step of a walk shares: the server, the plan, the settled tool and its step.
+struct Walker<'a> {
+    server: &'a Server,
+    plan: &'a WalkPlan,
+    in_use: InUse<'a>,
+    step: Step,
+    selection: Selection<'a>,
+}
+
+impl Walker<'_> {
+    fn at_target(&self, revision: &[String]) -> bool {
+        self.in_use
+            .tool
+            .unwrap_or(Tool::Custom)
+            .at(revision, &self.plan.to)
+    }
+
+    /// The working database's revision as a list (empty: the tool's base, or none known).
+    async fn revision(&self) -> Result<Vec<String>> {
+        Ok(as_list(&self.in_use.revision(self.server, WORK_DB).await?))
     }
 }
 
-/// The working database's revision. `--revision-sql` runs as the owner role (read-only): a
-/// dump's functions never run with superuser rights.
-async fn revision(server: &Server, plan: &WalkPlan) -> Result<Vec<String>> {
-    let client = server.connect_as(WORK_DB, OWNER_ROLE).await?;
-    db::revision(&client, plan.revision_sql.as_deref()).await
-}
-
 /// One step: copy, move one revision down, diff and check. `from` is the revision before it.
-async fn step(
-    server: &Server,
-    plan: &WalkPlan,
-    dump: &std::path::Path,
-    number: usize,
-    from: Vec<String>,
-) -> Result<WalkStep> {
+async fn step(w: &Walker<'_>, number: usize, from: Vec<String>) -> Result<WalkStep> {
+    let (server, plan) = (w.server, w.plan);
     let started = Instant::now();
     drop_databases(server, &[BEFORE_DB]).await?;
-    let before_tables = tables_of(server, WORK_DB, &plan.input.tables, dump).await?;
+    let (before_tables, missing) = tables_of(server, WORK_DB, &w.selection).await?;
     copy_database(server, WORK_DB, BEFORE_DB).await?;
     progress(format!(
         "step {number}: {} from revision {}",
-        plan.step.describe(),
+        w.step.describe(),
         show_rev(&from)
     ));
     let opts = RunOptions {
@@ -61,7 +87,7 @@ async fn step(
         timeout: plan.step_timeout,
         superuser: plan.superuser,
     };
-    migrate::run(server, WORK_DB, &plan.step, opts)
+    let output = migrate::run(server, WORK_DB, &w.step, opts)
         .await
         .map_err(|e| {
             e.in_step(&format!(
@@ -69,12 +95,13 @@ async fn step(
                 show_rev(&from)
             ))
         })?;
+    crate::console::detail(&output);
     let step_time = started.elapsed();
-    let to = revision(server, plan).await?;
+    let to = w.revision().await?;
     if to == from {
         // It connected (migrate::run saw it), yet the revision stayed: either the command
         // does not step down, or it migrated another database and only looked at this one.
-        let (url_env, inherited) = match &plan.step {
+        let (url_env, inherited) = match &w.step {
             Step::Command(spec) => (spec.url_env.as_str(), spec.inherited_connections()),
             Step::Sql(_) => ("PG*", Vec::new()),
         };
@@ -88,14 +115,20 @@ async fn step(
         };
         return Err(Error::Run(format!(
             "walk step {number}: {} left the revision at {}; the step command must move exactly one revision down (--step-cmd) on the database it gets in {url_env} and PG*{suspects}",
-            plan.step.describe(),
+            w.step.describe(),
             show_rev(&from),
         )));
     }
 
     let started = Instant::now();
-    let after_tables =
-        tables_after(server, WORK_DB, &plan.input.tables, &before_tables, dump).await?;
+    let after_tables = tables_after(server, WORK_DB, &w.selection).await?;
+    if number == 1 {
+        // A wanted table on neither side of the first step is a typo; later, one that an
+        // earlier step dropped is simply gone (that step reported it dropped).
+        w.selection
+            .require(&missing, &after_tables, server, WORK_DB)
+            .await?;
+    }
     let mut rows_preserved = RowsPreserved::default();
     let mut new_shape = plan.new_shape.map(NewShape::new);
     let mut schema = SchemaChanges::default();
@@ -114,15 +147,18 @@ async fn step(
         &summary.tables,
         &plan.allow_lost,
         false,
+        &w.selection,
     )
     .await?;
     let mut results = vec![rows_preserved.finish(), lost];
     if let Some(n) = new_shape {
         results.push(n.finish()?);
     }
+    schema.revision = (json_list(&from), json_list(&to));
     Ok(WalkStep {
         from,
         to,
+        output: crate::error::tail(&output, 200),
         phases: vec![("step", step_time), ("diff+check", started.elapsed())],
         summary,
         schema,
@@ -137,14 +173,27 @@ pub async fn walk(plan: &WalkPlan) -> Result<Verdict> {
     plan.step.note_inherited_connections();
     let mut phases = Vec::new();
     let (dump, server) = boot_and_restore(&plan.run, &plan.input, &mut phases).await?;
-    let start = revision(&server, plan).await?;
+    let in_use = settle_tool(&server, &plan.input.migrations).await?;
+    let start = as_list(&in_use.revision(&server, WORK_DB).await?);
     if start.is_empty() && plan.to != "base" {
         return Err(Error::Config(format!(
-            "{}: no revision found (no alembic_version row); for another migration tool pass --revision-sql",
+            "{}: no revision found (no migration tool's bookkeeping table, or it is empty); name the tool with --tool, or pass --revision-sql",
             dump.path.display()
         )));
     }
-    if at_target(&start, &plan.to) {
+    let w = Walker {
+        server: &server,
+        plan,
+        step: plan.step.resolve(in_use.tool, &plan.input.migrations)?,
+        selection: Selection {
+            wanted: plan.input.tables.clone(),
+            exclude: &plan.input.exclude,
+            bookkeeping: in_use.bookkeeping(),
+            dump: &dump.path,
+        },
+        in_use,
+    };
+    if w.at_target(&start) {
         return Err(Error::Config(format!(
             "{} is already at revision {}: nothing to walk; pass an older --to",
             dump.path.display(),
@@ -168,11 +217,11 @@ pub async fn walk(plan: &WalkPlan) -> Result<Verdict> {
                 plan.to
             )));
         }
-        match step(&server, plan, &dump.path, steps.len() + 1, current.clone()).await {
+        match step(&w, steps.len() + 1, current.clone()).await {
             Ok(s) => {
                 current = s.to.clone();
                 steps.push(s);
-                if at_target(&current, &plan.to) {
+                if w.at_target(&current) {
                     break Ok(());
                 }
             }
@@ -192,7 +241,7 @@ pub async fn walk(plan: &WalkPlan) -> Result<Verdict> {
         dump_format: dump.format.name(),
         pg_dump_version: dump.pg_dump_version.as_deref(),
         server: server_fact(&server),
-        step_cmd: plan.step.describe(),
+        step_cmd: w.step.describe(),
         to: &plan.to,
         phases: &phases,
         steps: &mut steps,
@@ -201,6 +250,7 @@ pub async fn walk(plan: &WalkPlan) -> Result<Verdict> {
     // What was walked is reported even when a step fails: it is what the user needs to see.
     let mut run = WalkRun {
         plan,
+        step: describe_step(&w.step),
         dump: &dump,
         started: started_at,
         report,
@@ -214,6 +264,8 @@ pub async fn walk(plan: &WalkPlan) -> Result<Verdict> {
 /// A whole `walk` as its outputs render it (`report::emit`).
 struct WalkRun<'a> {
     plan: &'a WalkPlan,
+    /// The step command as it ran, and where.
+    step: String,
     dump: &'a Dump,
     started: SystemTime,
     report: WalkReport<'a>,
@@ -250,7 +302,7 @@ impl Rendered for WalkRun<'_> {
             facts: vec![
                 ("dump".into(), dump_fact(self.dump)),
                 ("server".into(), report.server.clone()),
-                ("step".into(), describe_step(&self.plan.step)),
+                ("step".into(), self.step.clone()),
                 (
                     "walked".into(),
                     format!("{} steps, down to {}", report.steps.len(), self.plan.to),
@@ -267,6 +319,7 @@ impl Rendered for WalkRun<'_> {
                     phases: &s.phases,
                     tables: &s.summary.tables,
                     schema: &s.schema.ops,
+                    output: &s.output,
                     results: &s.results,
                 })
                 .collect(),

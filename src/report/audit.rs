@@ -109,6 +109,8 @@ pub struct Section<'a> {
     /// Row counts per table (`Summary::tables`); empty for a section without a diff.
     pub tables: &'a BTreeMap<String, TableCounts>,
     pub schema: &'a [PatchOperation],
+    /// The migration command's own output, its last lines (empty: none).
+    pub output: &'a str,
     pub results: &'a [CheckResult],
 }
 
@@ -313,7 +315,15 @@ fn section_html(h: &mut String, n: usize, s: &Section) {
             r.findings.total
         );
     }
-    h.push_str("</table>\n<h3>Rows per table</h3>");
+    h.push_str("</table>\n");
+    if !s.output.is_empty() {
+        let _ = writeln!(
+            h,
+            "<h3>Migration output (last 200 lines)</h3><pre class=\"output\">{}</pre>",
+            esc(s.output)
+        );
+    }
+    h.push_str("<h3>Rows per table</h3>");
     h.push_str("<table><tr><th>table</th><th>before</th><th>after</th><th>changed</th><th>added</th><th>removed</th></tr>\n");
     for (t, c) in s.tables {
         let _ = writeln!(
@@ -508,6 +518,13 @@ pub fn write_markdown(a: &Audit, out: &mut dyn Write) -> io::Result<()> {
         for op in s.schema {
             let _ = writeln!(m, "- `{} {}`", op_name(op), op.path());
         }
+        if !s.output.is_empty() {
+            // Indented, not fenced: the output may hold fences of its own.
+            m.push_str("\nMigration output (last 200 lines):\n\n");
+            for line in s.output.lines() {
+                let _ = writeln!(m, "    {line}");
+            }
+        }
         for r in s.results.iter().filter(|r| !r.passed) {
             let _ = writeln!(
                 m,
@@ -586,6 +603,7 @@ mod tests {
                 phases: &[],
                 tables: &tables,
                 schema: &[],
+                output: evil,
                 results: &results,
             }],
         };
@@ -593,6 +611,7 @@ mod tests {
         write_html(&audit, &mut html).unwrap();
         let html = String::from_utf8(html).unwrap();
         assert!(!html.contains("<img"), "{html}");
+        assert!(html.contains("<h3>Migration output (last 200 lines)</h3>"));
         assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
     }
 }

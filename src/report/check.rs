@@ -18,6 +18,10 @@ pub struct CheckReport<'a> {
     pub pg_dump_version: Option<&'a str>,
     pub server: String,
     pub downgrade: String,
+    /// The downgrade's own output (stdout and stderr), its last 200 lines.
+    pub downgrade_output: &'a str,
+    /// The migration tool whose revision the report shows (`None`: none known).
+    pub tool: Option<&'static str>,
     /// The round trip's upgrade, if any.
     pub upgrade: Option<String>,
     pub phases: &'a [(&'static str, Duration)],
@@ -57,7 +61,7 @@ impl CheckReport<'_> {
         }
         writeln!(out, "downgrade {}", self.downgrade)?;
         writeln!(out, "timing    {}", phases_text(self.phases))?;
-        write_revision(out, self.schema)?;
+        write_revision(out, self.schema, self.tool)?;
         write_tables(out, self.summary)?;
         write_schema(out, self.schema)?;
         writeln!(out, "patch     {}", patch_counts(self.summary))?;
@@ -99,6 +103,8 @@ impl CheckReport<'_> {
             "server": self.server,
             "upgrade": self.upgrade,
             "downgrade": self.downgrade,
+            "downgrade_output": output_lines(self.downgrade_output),
+            "revision": revision_json(self.schema, self.tool),
             "timing_seconds": timing_json(self.phases),
             "tables": self.summary.tables,
             "patch": patch_json(self.summary),

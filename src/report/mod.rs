@@ -135,23 +135,60 @@ fn write_schema(out: &mut dyn Write, schema: &SchemaChanges) -> io::Result<()> {
     Ok(())
 }
 
-/// `revision  b2c3 → a1b2` (or `unchanged at ...`), when the dump has one.
-fn write_revision(out: &mut dyn Write, schema: &SchemaChanges) -> io::Result<()> {
+/// `revision  b2c3 → a1b2` (or `unchanged at ...`), when the dump has one. Entries both sides
+/// share (Django's untouched apps) are counted, not listed; a tool other than Alembic is named.
+fn write_revision(
+    out: &mut dyn Write,
+    schema: &SchemaChanges,
+    tool: Option<&str>,
+) -> io::Result<()> {
+    let named = match tool {
+        Some(t) if t != "alembic" => format!(" ({t})"),
+        _ => String::new(),
+    };
     match schema.revisions() {
         (None, None) => Ok(()),
         (b, a) if b == a => writeln!(
             out,
-            "revision  unchanged at {}",
+            "revision  unchanged at {}{named}",
             show_rev(&b.unwrap_or_default())
         ),
+        (Some(b), Some(a)) if b.iter().any(|r| a.contains(r)) => {
+            let gone: Vec<String> = b.iter().filter(|r| !a.contains(r)).cloned().collect();
+            let came: Vec<String> = a.iter().filter(|r| !b.contains(r)).cloned().collect();
+            let same = b.len() - gone.len();
+            let show = |r: &[String]| {
+                if r.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    r.join("+")
+                }
+            };
+            writeln!(
+                out,
+                "revision  {} → {}{named}, {same} unchanged",
+                show(&gone),
+                show(&came)
+            )
+        }
         (b, a) => {
             let show = |r: Option<Vec<String>>| match r {
                 Some(r) => show_rev(&r),
                 None => "(no revision table)".into(),
             };
-            writeln!(out, "revision  {} → {}", show(b), show(a))
+            writeln!(out, "revision  {} → {}{named}", show(b), show(a))
         }
     }
+}
+
+/// The revision for the JSON outputs: the tool and each side (`null`: no revision known).
+fn revision_json(schema: &SchemaChanges, tool: Option<&str>) -> Value {
+    json!({"tool": tool, "before": schema.revision.0, "after": schema.revision.1})
+}
+
+/// A migration command's output as JSON lines (empty: none).
+fn output_lines(output: &str) -> Vec<&str> {
+    output.lines().collect()
 }
 
 /// The losses for the JSON outputs (README "Result JSON", `data_lost`).

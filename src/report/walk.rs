@@ -13,6 +13,8 @@ use crate::expect::rules::Loss;
 pub struct WalkStep {
     pub from: Vec<String>,
     pub to: Vec<String>,
+    /// The step command's own output (stdout and stderr), its last 200 lines.
+    pub output: String,
     pub phases: Vec<(&'static str, Duration)>,
     pub summary: Summary,
     /// The `/schema/...` operations.
@@ -180,6 +182,7 @@ impl WalkReport<'_> {
             let head = json!({
                 "from": step.from,
                 "to": step.to,
+                "output": output_lines(&step.output),
                 "timing_seconds": timing_json(&step.phases),
                 "tables": step.summary.tables,
                 "patch": patch_json(&step.summary),

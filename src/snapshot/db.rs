@@ -207,26 +207,57 @@ pub async fn header(client: &Client) -> Result<Header> {
     })
 }
 
-/// The database's current revision(s): `alembic_version`, or the rows of `sql` (first
-/// column, as text, sorted), run in a read-only transaction. Empty at Alembic's base.
-pub async fn revision(client: &Client, sql: Option<&str>) -> Result<Vec<String>> {
-    let Some(sql) = sql else {
-        let found = alembic_version(client).await?;
-        let revs = found.as_array().map(Vec::as_slice).unwrap_or_default();
-        return Ok(revs
-            .iter()
-            .filter_map(Value::as_str)
-            .map(String::from)
-            .collect());
+/// Where a run reads the revision: a tool's bookkeeping table, the user's query, or nowhere.
+pub enum RevisionSource<'a> {
+    Tool(crate::tool::RevisionQuery, Option<&'a str>),
+    Sql(&'a str),
+    None,
+}
+
+/// The schema holding table `name` (first `public`, then by name), if any user schema has it.
+async fn schema_of(client: &Client, name: &str) -> Result<Option<String>> {
+    let sql = format!(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relname = $1 AND c.relkind IN ('r', 'p') AND {USER_NAMESPACE}
+          ORDER BY n.nspname = 'public' DESC, n.nspname LIMIT 1"
+    );
+    let row = client
+        .query_opt(&sql, &[&name])
+        .await
+        .map_err(|e| query_error(name, e))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// The database's current revision(s), sorted: the rows (first column, as text) of the
+/// tool's query or the user's, run in a read-only transaction. `null` when nothing says: no
+/// source, or the tool's bookkeeping table is not there; `[]` at the tool's base.
+pub async fn revision(client: &Client, source: &RevisionSource<'_>) -> Result<Value> {
+    let (sql, what) = match source {
+        RevisionSource::None => return Ok(Value::Null),
+        RevisionSource::Sql(sql) => (sql.to_string(), "--revision-sql"),
+        RevisionSource::Tool(q, app) => {
+            let Some(schema) = schema_of(client, q.table).await? else {
+                return Ok(Value::Null);
+            };
+            let table = format!("{}.{}", quote_ident(&schema), quote_ident(q.table));
+            let app = app
+                .map(|a| format!("'{}'", a.replace('\'', "''")))
+                .unwrap_or_default();
+            (
+                q.sql.replace("{table}", &table).replace("{app}", &app),
+                q.table,
+            )
+        }
     };
-    let err = |e: tokio_postgres::Error| {
-        Error::Config(format!(
+    let err = |e: tokio_postgres::Error| match source {
+        RevisionSource::Sql(_) => Error::Config(format!(
             "--revision-sql failed: {}; it must be a query returning the revision in its first column",
             db_message(&e)
-        ))
+        )),
+        _ => query_error(what, e),
     };
     client.batch_execute("BEGIN READ ONLY").await.map_err(err)?;
-    let result = client.simple_query(sql).await;
+    let result = client.simple_query(&sql).await;
     client.batch_execute("ROLLBACK").await.map_err(err)?;
     let mut revs: Vec<String> = result
         .map_err(err)?
@@ -237,7 +268,41 @@ pub async fn revision(client: &Client, sql: Option<&str>) -> Result<Vec<String>>
         })
         .collect();
     revs.sort();
-    Ok(revs)
+    Ok(Value::Array(revs.into_iter().map(Value::String).collect()))
+}
+
+/// The migration tools whose bookkeeping table the database has (README "Migration tools").
+/// `schema_migrations` is Rails' when `ar_internal_metadata` exists or its `version` is text,
+/// golang-migrate's when it has a `dirty` column.
+pub async fn detect_tools(client: &Client) -> Result<Vec<crate::tool::Tool>> {
+    use crate::tool::Tool;
+    let sql = format!(
+        "SELECT c.relname, EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
+                 AND a.attname = 'dirty' AND NOT a.attisdropped)
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND {USER_NAMESPACE}
+            AND c.relname IN ('alembic_version', 'django_migrations', '_sqlx_migrations',
+                              'flyway_schema_history', 'schema_migrations', 'ar_internal_metadata')"
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(|e| query_error("bookkeeping tables", e))?;
+    let has = |name: &str| rows.iter().any(|r| r.get::<_, &str>(0) == name);
+    let dirty = rows
+        .iter()
+        .any(|r| r.get::<_, &str>(0) == "schema_migrations" && r.get::<_, bool>(1));
+    Ok(Tool::DETECTABLE
+        .iter()
+        .copied()
+        .filter(|t| match t {
+            Tool::Rails => has("schema_migrations") && (has("ar_internal_metadata") || !dirty),
+            Tool::GolangMigrate => {
+                has("schema_migrations") && dirty && !has("ar_internal_metadata")
+            }
+            t => has(t.bookkeeping()[0]),
+        })
+        .collect())
 }
 
 async fn alembic_version(client: &Client) -> Result<Value> {

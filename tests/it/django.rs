@@ -4,22 +4,33 @@ use super::*;
 
 // ---------------------------------------------------------------- the same verdicts with Django
 
-/// The Django test project migrated to head (0002) on `theirs`, with rows in every table, and
-/// dumped: what a user of the shop site would feed pgsnapdiff.
+/// The Django test project migrated to head on `theirs`, with rows in every table, and dumped:
+/// what a user of the shop site would feed pgsnapdiff. Migrated in a fixed order, so the last
+/// migration applied is shop's 0003 (the data migration): shop to 0002 with rows, billing,
+/// then shop 0003, which fills the customers' emails.
 pub(crate) fn django_dump(theirs: &ScratchServer, ctx: &Ctx) -> std::path::PathBuf {
     theirs.query("postgres", "CREATE DATABASE shop");
-    let out = std::process::Command::new("sh")
-        .args(["-c", &django("migrate")])
-        .env("DATABASE_URL", theirs.url("shop"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "migrate: {out:?}");
+    let migrate = |args: &str| {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &django(&format!("migrate {args}"))])
+            .env("DATABASE_URL", theirs.url("shop"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "migrate {args}: {out:?}");
+    };
+    migrate("shop 0002");
     theirs.query(
         "shop",
         "INSERT INTO shop_customer (id, name) VALUES (1, 'Ada'), (2, 'Grace'), (3, 'Edsger');
          INSERT INTO shop_order (id, customer_id, total) VALUES (1, 1, 10.50), (2, 1, 99.99), (3, 2, 1500.00), (4, 3, 0.10);
          INSERT INTO shop_note (order_id, body) VALUES (1, 'gift wrap'), (2, 'call first'), (2, 'fragile'), (3, 'refund asked'), (4, 'VIP');",
     );
+    migrate("billing");
+    theirs.query(
+        "shop",
+        "INSERT INTO billing_invoice (order_id, amount) VALUES (1, 10.50), (2, 99.99), (3, 1500.00);",
+    );
+    migrate("shop");
     let dump = ctx.path("shop.dump");
     theirs.dump("shop", &dump);
     dump
@@ -52,13 +63,31 @@ pub(crate) fn django_rollback_that_drops_a_table_with_rows_is_not_proven() {
         .iter()
         .map(|l| (l.name.as_str(), l.count, l.acknowledged))
         .collect();
-    assert_eq!(lost, [("public.shop_note", 5, false)]);
-    // Django's own bookkeeping row for 0002 goes too: rows-preserved says so.
-    let gone: Vec<&str> = findings_of(&doc, "rows-preserved")
-        .iter()
-        .map(|f| f.table.as_deref().unwrap())
-        .collect();
-    assert_eq!(gone, ["public.django_migrations"]);
+    // `migrate shop 0001` unapplies billing too (it depends on shop 0002): Django's cascade.
+    assert_eq!(
+        lost,
+        [
+            ("public.billing_invoice", 3, false),
+            ("public.shop_customer.email", 3, false),
+            ("public.shop_note", 5, false)
+        ]
+    );
+    // Django's bookkeeping is detected and kept out of the data: no row of django_migrations
+    // is "lost"; the revision says what moved.
+    assert!(findings_of(&doc, "rows-preserved").is_empty());
+    assert!(!doc.tables.contains_key("public.django_migrations"));
+    assert_eq!(doc.revision.tool.as_deref(), Some("django"));
+    assert_eq!(
+        doc.revision.after,
+        Some(vec!["shop.0001_initial".to_string()])
+    );
+    run.assert_stdout(
+        "revision  billing.0001_initial+shop.0003_email → shop.0001_initial (django)\n",
+    );
+    assert!(
+        run.stderr
+            .contains("migration tool: django (detected by its django_migrations table")
+    );
 }
 
 #[test]
@@ -110,5 +139,160 @@ pub(crate) fn django_settings_with_their_own_database_are_an_error_not_a_proof()
         theirs.query("shop_prod", "SELECT to_regclass('shop_note') IS NULL"),
         "t",
         "the rollback really ran on their database"
+    );
+}
+
+/// The virtualenv first on PATH, as a user with it activated has it: `python3` is its Python.
+fn activated(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    let path = format!(
+        "{}:{}",
+        venv().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    cmd.env("PATH", path)
+}
+
+#[test]
+pub(crate) fn django_preset_steps_back_exactly_the_last_migration_and_reads_its_revision() {
+    let theirs = ScratchServer::start();
+    let ctx = Ctx::new();
+    let dump = django_dump(&theirs, &ctx);
+    let result = ctx.path("result.json");
+    let report = ctx.path("audit.md");
+    // The README's recipe: no step command of the user's own.
+    let run = ctx.finish(activated(&mut ctx.command(&[
+        "check",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&dump),
+        "--tool",
+        "django",
+        "--downgrade-cwd",
+        s(&django_dir()),
+        "--expect-revision",
+        "shop.0002_note",
+        "--allow-lost",
+        "public.shop_customer.email",
+        "--result-out",
+        s(&result),
+        "--report",
+        s(&report),
+    ])));
+    run.assert_code(0);
+    // The last migration applied was shop 0003: only it is unapplied, billing stays.
+    run.assert_stdout("revision  shop.0003_email → shop.0002_note (django), 1 unchanged\n");
+    run.assert_stdout("PASS  revision: django_migrations is shop.0002_note after the downgrade\n");
+    let doc: ResultDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert_eq!(
+        (doc.revision.before.clone(), doc.revision.after.clone()),
+        (
+            Some(vec![
+                "billing.0001_initial".into(),
+                "shop.0003_email".into()
+            ]),
+            Some(vec!["billing.0001_initial".into(), "shop.0002_note".into()])
+        )
+    );
+    // The plan is printed before Django runs, and Django's own output is kept.
+    let output = doc.downgrade_output.join("\n");
+    assert!(
+        output.contains(
+            "pgsnapdiff: migrate shop 0002_note unapplies 1 migration(s) in shop: shop.0003_email"
+        ),
+        "{output}"
+    );
+    assert!(
+        output.contains("Unapplying shop.0003_email... OK"),
+        "{output}"
+    );
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(md.contains("    Unapplying shop.0003_email... OK"), "{md}");
+    // Django's bookkeeping is never data, never data loss; the emails are the one loss.
+    assert!(!doc.tables.contains_key("public.django_migrations"));
+    let lost: Vec<(&str, u64, bool)> = doc
+        .data_lost
+        .iter()
+        .map(|l| (l.name.as_str(), l.count, l.acknowledged))
+        .collect();
+    assert_eq!(lost, [("public.shop_customer.email", 3, true)]);
+}
+
+#[test]
+pub(crate) fn django_preset_walks_one_app_down_and_names_the_cascade() {
+    let theirs = ScratchServer::start();
+    let ctx = Ctx::new();
+    let dump = django_dump(&theirs, &ctx);
+    let result = ctx.path("walk.json");
+    let run = ctx.finish(activated(&mut ctx.command(&[
+        "walk",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&dump),
+        "--app",
+        "shop",
+        "--to",
+        "shop.0001_initial",
+        "--downgrade-cwd",
+        s(&django_dir()),
+        "--table",
+        "public.shop_note",
+        "--table",
+        "public.shop_order",
+        "--result-out",
+        s(&result),
+        "-v",
+    ])));
+    // Detected, not said: the note names it.
+    assert!(
+        run.stderr
+            .contains("migration tool: django (detected by its django_migrations table"),
+        "{}",
+        run.stderr
+    );
+    // Step 2 drops shop_note, a chosen table: the walk reports it dropped, never errors.
+    run.assert_code(1);
+    let doc: WalkDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    let revisions: Vec<(Vec<String>, Vec<String>)> = doc
+        .steps
+        .iter()
+        .map(|s| (s.from.clone(), s.to.clone()))
+        .collect();
+    assert_eq!(
+        revisions,
+        [
+            (
+                vec!["shop.0003_email".into()],
+                vec!["shop.0002_note".into()]
+            ),
+            (
+                vec!["shop.0002_note".into()],
+                vec!["shop.0001_initial".into()]
+            ),
+        ]
+    );
+    // Unapplying shop 0002 takes billing with it: the plan names both apps first.
+    let second = doc.steps[1].output.join("\n");
+    assert!(
+        second.contains("pgsnapdiff: migrate shop 0001_initial unapplies 2 migration(s) in billing, shop: billing.0001_initial, shop.0002_note"),
+        "{second}"
+    );
+    assert_eq!(
+        doc.steps[1].dropped_tables,
+        [("public.shop_note".to_string(), 5)].into()
+    );
+    let lost: Vec<&str> = doc.steps[1]
+        .data_lost
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    assert_eq!(lost, ["public.billing_invoice", "public.shop_note"]);
+    // -v shows Django's own lines as they come, marked as the command's.
+    assert!(
+        run.stderr
+            .contains("  |   Unapplying billing.0001_initial... OK"),
+        "{}",
+        run.stderr
     );
 }

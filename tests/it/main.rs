@@ -34,6 +34,7 @@ mod reports;
 mod rules;
 mod security;
 mod snapshot;
+mod tools;
 mod verdict;
 mod walk;
 

@@ -16,12 +16,24 @@ pub(crate) struct ResultDoc {
     pub(crate) server: String,
     pub(crate) upgrade: Option<String>,
     pub(crate) downgrade: String,
+    /// The downgrade's own output, its last 200 lines.
+    pub(crate) downgrade_output: Vec<String>,
+    pub(crate) revision: RevisionDoc,
     pub(crate) timing_seconds: std::collections::BTreeMap<String, f64>,
     pub(crate) tables: std::collections::BTreeMap<String, TableCountsDoc>,
     pub(crate) patch: PatchCountsDoc,
     pub(crate) data_lost: Vec<LossDoc>,
     pub(crate) checks: Vec<CheckDoc>,
     pub(crate) findings: Vec<FindingDoc>,
+}
+
+/// The migration tool and its revision on each side (README "Result JSON", `revision`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RevisionDoc {
+    pub(crate) tool: Option<String>,
+    pub(crate) before: Option<Vec<String>>,
+    pub(crate) after: Option<Vec<String>>,
 }
 
 /// A table or column dropped (or narrowed) with data (README "Result JSON", `data_lost`).

@@ -23,6 +23,8 @@ pub(crate) struct WalkDoc {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub(crate) struct WalkStepDoc {
+    /// The step command's own output, its last 200 lines.
+    pub(crate) output: Vec<String>,
     pub(crate) from: Vec<String>,
     pub(crate) to: Vec<String>,
     pub(crate) timing_seconds: std::collections::BTreeMap<String, f64>,
@@ -352,7 +354,7 @@ pub(crate) fn walk_errors_name_the_step_and_still_report_what_was_walked() {
     let run = ctx.run(&["walk", "-c", "/dev/null", "--dump", s(&noop), "--to", "1"]);
     run.assert_code(2);
     assert!(
-        run.stderr.contains("no revision found (no alembic_version row); for another migration tool pass --revision-sql"),
+        run.stderr.contains("no revision found (no migration tool's bookkeeping table, or it is empty); name the tool with --tool, or pass --revision-sql"),
         "{}",
         run.stderr
     );

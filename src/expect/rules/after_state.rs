@@ -66,6 +66,8 @@ pub struct AfterState {
     revision: Option<String>,
     expectations: Findings,
     revision_findings: Findings,
+    /// What the revision is read from, for the check's name (`alembic_version`, ...).
+    revision_label: Option<String>,
     counts: (usize, usize),
 }
 
@@ -77,6 +79,7 @@ impl AfterState {
             revision: spec.revision.clone(),
             expectations: Findings::default(),
             revision_findings: Findings::default(),
+            revision_label: None,
             counts: (spec.tests.len(), spec.absent.len()),
         };
         let all = spec
@@ -151,11 +154,59 @@ impl AfterState {
         if let Some(rev) = &self.revision {
             results.push(CheckResult::new(
                 "revision",
-                format!("revision: alembic_version is {rev} after the downgrade"),
+                format!(
+                    "revision: {} is {rev} after the downgrade",
+                    self.revision_label.as_deref().unwrap_or("alembic_version")
+                ),
                 self.revision_findings,
             ));
         }
         Ok(results)
+    }
+}
+
+impl AfterState {
+    /// `[expect] revision` against the revision the run read after the downgrade (the tool's,
+    /// or the user's query; `null`: no bookkeeping table). A Django target is one app's entry
+    /// (`shop.0001_initial`, `shop.zero`); any other tool's revision must be exactly `rev`.
+    pub fn judge_revision(
+        &mut self,
+        after: &Value,
+        tool: Option<crate::tool::Tool>,
+        (path, label): (&str, &str),
+    ) -> Result<()> {
+        let Some(rev) = &self.revision else {
+            return Ok(());
+        };
+        let list: Option<Vec<String>> = after.as_array().map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        });
+        let tool = tool.unwrap_or(crate::tool::Tool::Alembic);
+        self.revision_label = Some(label.to_string());
+        if list.as_ref().is_some_and(|l| tool.at(l, rev)) {
+            return Ok(());
+        }
+        self.revision_findings.push(Finding {
+            rule: "revision".into(),
+            message: if after.is_null() {
+                format!(
+                    "no {} table after the downgrade",
+                    tool.bookkeeping().first().unwrap_or(&"revision")
+                )
+            } else {
+                format!("{} is not at the expected revision", tool.name())
+            },
+            table: None,
+            key: None,
+            path: path.into(),
+            before: None,
+            expected: Some(Value::Array(vec![Value::String(rev.clone())])),
+            actual: Some(after.clone()),
+        })?;
+        Ok(())
     }
 }
 
@@ -178,25 +229,6 @@ impl DiffSink for AfterState {
                 None,
                 None,
             )?;
-        }
-        if let Some(rev) = &self.revision {
-            let want = Value::Array(vec![Value::String(rev.clone())]);
-            if after.alembic_version != want {
-                self.revision_findings.push(Finding {
-                    rule: "revision".into(),
-                    message: if after.alembic_version.is_null() {
-                        "no alembic_version table after the downgrade".into()
-                    } else {
-                        "alembic is not at the expected revision".into()
-                    },
-                    table: None,
-                    key: None,
-                    path: "/alembic_version".into(),
-                    before: None,
-                    expected: Some(want),
-                    actual: Some(after.alembic_version.clone()),
-                })?;
-            }
         }
         Ok(())
     }

@@ -28,21 +28,24 @@ pub fn no_op(ops: u64, allow: bool) -> Result<Option<CheckResult>> {
 
 /// The revision did not move although one is known and none was expected: a finding of the
 /// `revision` check.
-pub fn revision_unmoved(revision: &Value) -> Result<CheckResult> {
+pub fn revision_unmoved(revision: &Value, path: &str) -> Result<CheckResult> {
     let mut findings = Findings::default();
     findings.push(Finding {
         rule: "revision".into(),
         message: "the downgrade left the revision where it was".into(),
         table: None,
         key: None,
-        path: "/alembic_version".into(),
+        path: path.into(),
         before: Some(revision.clone()),
         expected: None,
         actual: Some(revision.clone()),
     })?;
     Ok(CheckResult::new(
         "revision",
-        "revision: the downgrade moves alembic_version".into(),
+        format!(
+            "revision: the downgrade moves {}",
+            path.trim_start_matches('/')
+        ),
         findings,
     ))
 }

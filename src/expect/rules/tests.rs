@@ -124,6 +124,12 @@ fn after_state_tests_absences_and_the_revision() {
     };
     let mut rule = AfterState::new(&spec);
     run(&before, &after, &mut rule);
+    rule.judge_revision(
+        &json!(["2"]),
+        Some(crate::tool::Tool::Alembic),
+        ("/alembic_version", "alembic_version"),
+    )
+    .unwrap();
     let results = rule.finish().unwrap();
     let all: Vec<Vec<(String, String)>> = results.into_iter().map(found).collect();
     assert_eq!(

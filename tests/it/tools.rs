@@ -1,0 +1,185 @@
+//! Migration-tool presets whose clients the test setup does not install (sqlx, golang-migrate,
+//! Rails, Flyway): detection, the revision each reads, and bookkeeping kept out of the data, on
+//! their bookkeeping tables exactly as the tools create them (tests/fixtures/tools/README.md).
+//! Alembic and Django are tested with their real clients (alembic.rs, django.rs); exclusions
+//! and chosen tables that a step drops are here too.
+
+use super::*;
+
+/// (tool, table, revision before, revision after the fixture's downgrade)
+const PRESETS: &[(&str, &str, &str, &str)] = &[
+    ("sqlx", "_sqlx_migrations", "20240201000000", "20240101000000"),
+    ("golang-migrate", "schema_migrations", "2", "1"),
+    ("rails", "schema_migrations", "20240201000000", "20240101000000"),
+    ("flyway", "flyway_schema_history", "2", "1"),
+];
+
+#[test]
+pub(crate) fn each_preset_is_detected_reads_its_revision_and_keeps_its_bookkeeping_out() {
+    for (tool, table, before, after) in PRESETS {
+        let ctx = Ctx::new();
+        let result = ctx.path("result.json");
+        let run = ctx.run(&[
+            "check",
+            "-c",
+            "/dev/null",
+            "--dump",
+            s(&fixture(&format!("tools/{tool}.sql"))),
+            "--downgrade-sql",
+            s(&fixture(&format!("tools/{tool}.down.sql"))),
+            "--allow-lost",
+            "public.widgets.colour",
+            "--expect-revision",
+            after,
+            "--result-out",
+            s(&result),
+        ]);
+        run.assert_code(0);
+        assert!(
+            run.stderr.contains(&format!(
+                "migration tool: {tool} (detected by its {table} table"
+            )),
+            "{tool}: {}",
+            run.stderr
+        );
+        run.assert_stdout(&format!("revision  {before} → {after} ({tool})\n"));
+        run.assert_stdout(&format!(
+            "PASS  revision: {table} is {after} after the downgrade\n"
+        ));
+        let doc: ResultDoc =
+            serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+        assert_eq!(doc.revision.tool.as_deref(), Some(*tool));
+        assert_eq!(
+            (doc.revision.before.clone(), doc.revision.after.clone()),
+            (Some(vec![before.to_string()]), Some(vec![after.to_string()])),
+            "{tool}"
+        );
+        // Only the data table is data: the tool's rows (timestamps, checksums) never are.
+        let tables: Vec<&str> = doc.tables.keys().map(String::as_str).collect();
+        assert_eq!(tables, ["public.widgets"], "{tool}");
+        assert!(findings_of(&doc, "rows-preserved").is_empty(), "{tool}");
+    }
+}
+
+#[test]
+pub(crate) fn a_said_tool_wins_and_a_missing_bookkeeping_table_is_pointed_out() {
+    let ctx = Ctx::new();
+    let run = ctx.run(&[
+        "check",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&fixture("tools/sqlx.sql")),
+        "--downgrade-sql",
+        s(&fixture("tools/sqlx.down.sql")),
+        "--allow-lost",
+        "public.widgets.colour",
+        "--tool",
+        "flyway",
+    ]);
+    assert!(
+        run.stderr.contains(
+            "--tool flyway: the dump has no flyway_schema_history table, so no revision is known before the downgrade"
+        ),
+        "{}",
+        run.stderr
+    );
+    // Not flyway's: the sqlx table is data now, and its deleted row is a lost row.
+    run.assert_code(1);
+    run.assert_stdout("/data/public._sqlx_migrations/20240201000000: row disappeared");
+    // Flyway has no default downgrade: refused before any work, with what to do instead.
+    let run = ctx.run(&[
+        "check",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&fixture("tools/flyway.sql")),
+        "--tool",
+        "flyway",
+    ]);
+    run.assert_error(&["flyway has no default one", "--downgrade-sql with your undo script"]);
+}
+
+#[test]
+pub(crate) fn excluded_tables_are_neither_read_nor_lost() {
+    // The sample without its users table: the downgrade's own loss stays acknowledged; users
+    // is not read at all.
+    let ctx = Ctx::new();
+    let result = ctx.path("result.json");
+    let run = check_with(
+        &ctx,
+        s(&sample_dump("onboarding.dump")),
+        s(&downgrade_sql()),
+        &[
+            "--exclude-table",
+            "public.us*",
+            "--result-out",
+            s(&result),
+        ],
+    );
+    run.assert_code(0);
+    let doc: ResultDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    let tables: Vec<&str> = doc.tables.keys().map(String::as_str).collect();
+    assert_eq!(tables, ["public.onboarding_states"]);
+    // Excluding the table whose column the downgrade drops: no loss to acknowledge either.
+    let run = ctx.run(&[
+        "check",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-sql",
+        s(&downgrade_sql()),
+        "--exclude-table",
+        "*.onboarding_*",
+        "--result-out",
+        s(&result),
+    ]);
+    run.assert_code(0);
+    let doc: ResultDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert!(doc.data_lost.is_empty(), "{:?}", doc.data_lost);
+    assert_eq!(
+        doc.tables.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["public.users"]
+    );
+}
+
+#[test]
+pub(crate) fn walk_goes_on_past_a_chosen_table_that_a_step_dropped() {
+    // Revision 0002 → 0001 drops orders; the walk goes on to base, where orders is gone.
+    let ctx = Ctx::new();
+    let result = ctx.path("walk.json");
+    let dump = shop_dump();
+    let mut args = vec![
+        "walk",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&dump),
+        "--to",
+        "base",
+        "--table",
+        "public.orders",
+        "--table",
+        "customers",
+        "--result-out",
+        s(&result),
+    ];
+    let step = alembic("downgrade -1");
+    let cwd = fixture("walk/alembic");
+    args.extend(["--step-cmd", &step, "--downgrade-cwd", s(&cwd)]);
+    args.extend(SHOP_NAMES_MERGE);
+    let run = ctx.run(&args);
+    run.assert_code(1);
+    let doc: WalkDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    let dropped: Vec<Vec<&str>> = doc
+        .steps
+        .iter()
+        .map(|s| s.dropped_tables.keys().map(String::as_str).collect())
+        .collect();
+    assert_eq!(
+        dropped,
+        [vec![], vec![], vec!["public.orders"], vec!["public.customers"]]
+    );
+    assert!(doc.complete);
+}
