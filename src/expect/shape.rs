@@ -1,11 +1,14 @@
 //! `new-shape`: rows the downgrade left in the migration's new shape.
 //!
-//! No rule per key: the old shape is learned from the data. For every `json`/`jsonb` column,
-//! the values the downgrade rewrote (changed, or wrote into rows it added) are taken to be in
-//! the old shape, and their structure (each object key and array element, by path, with the
-//! JSON types seen there) is collected. Values the downgrade left untouched are then held to
-//! that shape: a key (or a value type) that no rewritten value has is "left in the new shape".
-//! A column the downgrade never rewrote teaches nothing and is not checked.
+//! No rule per key: both shapes are learned from the data. For every `json`/`jsonb` column, the
+//! values the downgrade rewrote teach two shapes (each object key and array element, by path,
+//! with the JSON types seen there): their values after the downgrade are the **old** shape,
+//! their values before it the **new** one. A value the downgrade left untouched is "left in the
+//! new shape" where it has a key (or a value type) that the new shape has and the old one does
+//! not: something the downgrade rewrote away wherever it worked, still here. A key neither shape
+//! has is not judged: the downgrade says nothing about it (a log column whose keys differ per
+//! action by design keeps all of them). A column the downgrade never rewrote teaches nothing
+//! and is not checked.
 //!
 //! `null` fits any type (a NULL column, or `"age": null`): only a key can be out of place.
 //!
@@ -13,9 +16,10 @@
 //! rewrote on at least half the rows it restored but not on this one (`current_step`
 //! semantics: the number kept its 9-state meaning).
 //!
-//! Memory: the learned shape is a set of paths. Untouched values already inside the shape
-//! learned so far are settled at once (the shape only grows); the rest wait in an anonymous
-//! temp file and are judged when the table ends, against its whole shape.
+//! Memory: the learned shapes are sets of paths. Untouched values already inside the old shape
+//! learned so far are settled at once (it only grows, and nothing inside it is ever judged);
+//! the rest wait in an anonymous temp file and are judged when the table ends, against both
+//! whole shapes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
@@ -102,19 +106,40 @@ fn learn(shape: &mut Shape, path: &mut String, v: &Value) {
     }
 }
 
-/// What in `v` falls outside `shape`: (concrete pointer inside the value, what is wrong).
-/// `path` is the shape path of `v` (a buffer, restored on return).
-fn outside(shape: &Shape, path: &mut String, at: &mut PointerBuf, v: &Value, out: &mut Vec<Miss>) {
-    let Some(&bits) = shape.get(path.as_str()) else {
-        out.push(Miss {
-            at: at.clone(),
-            message: "key not in the old shape".into(),
-            value: v.clone(),
-        });
+/// What in `v` is in the new shape and not in the old: (concrete pointer inside the value,
+/// what is wrong). `path` is the shape path of `v` (a buffer, restored on return). Without a
+/// new shape (`None`), anything outside the old one counts (the settling test).
+fn outside(
+    (old, new): (&Shape, Option<&Shape>),
+    path: &mut String,
+    at: &mut PointerBuf,
+    v: &Value,
+    out: &mut Vec<Miss>,
+) {
+    // Does the new shape have this path (with one of these types: `Some(bits)`)?
+    let rewritten_away = |bits: Option<u8>| {
+        new.is_none_or(|n| {
+            n.get(path.as_str())
+                .is_some_and(|b| bits.is_none_or(|t| b & t != 0))
+        })
+    };
+    let Some(&bits) = old.get(path.as_str()) else {
+        // A key the old shape lacks: the new shape's if the downgrade removed it elsewhere,
+        // else one the downgrade says nothing about (not judged, nor what is under it).
+        if rewritten_away(None) {
+            out.push(Miss {
+                at: at.clone(),
+                message: "key not in the old shape".into(),
+                value: v.clone(),
+            });
+        }
         return;
     };
     // null is "no value", in any shape: only its key can be out of place.
     if bits & type_bit(v) == 0 && !v.is_null() {
+        if !rewritten_away(Some(type_bit(v))) {
+            return;
+        }
         out.push(Miss {
             at: at.clone(),
             message: format!(
@@ -132,7 +157,7 @@ fn outside(shape: &Shape, path: &mut String, at: &mut PointerBuf, v: &Value, out
             for (k, child) in m {
                 at.push_back(k.as_str());
                 push_key(path, k);
-                outside(shape, path, at, child, out);
+                outside((old, new), path, at, child, out);
                 path.truncate(len);
                 at.pop_back();
             }
@@ -141,7 +166,7 @@ fn outside(shape: &Shape, path: &mut String, at: &mut PointerBuf, v: &Value, out
             path.push_str("/[]");
             for (i, child) in items.iter().enumerate() {
                 at.push_back(i);
-                outside(shape, path, at, child, out);
+                outside((old, new), path, at, child, out);
                 at.pop_back();
             }
             path.truncate(len);
@@ -150,22 +175,31 @@ fn outside(shape: &Shape, path: &mut String, at: &mut PointerBuf, v: &Value, out
     }
 }
 
-/// Inside the shape learned so far? (Nothing learned yet: not known.)
-fn fits(shape: Option<&Shape>, v: &Value) -> bool {
-    shape.is_some_and(|shape| misses(shape, v).is_empty())
+/// Inside the old shape learned so far? (Nothing learned yet: not known.)
+fn fits(shape: Option<&Learned>, v: &Value) -> bool {
+    shape.is_some_and(|l| misses(&l.old, None, v).is_empty())
 }
 
-/// Everything in the column value `v` that falls outside `shape`.
-fn misses(shape: &Shape, v: &Value) -> Vec<Miss> {
+/// Everything in the column value `v` that is in the `new` shape but outside the `old` one
+/// (with no `new`: everything outside `old`).
+fn misses(old: &Shape, new: Option<&Shape>, v: &Value) -> Vec<Miss> {
     let mut out = Vec::new();
     outside(
-        shape,
+        (old, new),
         &mut String::new(),
         &mut PointerBuf::new(),
         v,
         &mut out,
     );
     out
+}
+
+/// One json column's two shapes: after the downgrade (old) and before it (new), from the
+/// values it rewrote.
+#[derive(Default)]
+struct Learned {
+    old: Shape,
+    new: Shape,
 }
 
 struct Miss {
@@ -178,8 +212,8 @@ struct Miss {
 #[derive(Default)]
 struct TableShape {
     json_columns: BTreeSet<String>,
-    /// Learned shape per json column (only columns the downgrade rewrote somewhere).
-    learned: BTreeMap<String, Shape>,
+    /// Learned shapes per json column (only columns the downgrade rewrote somewhere).
+    learned: BTreeMap<String, Learned>,
     /// Rows where the downgrade rewrote some json column.
     restored: u64,
     /// Scalar column → rows (among `restored`) where the downgrade changed it.
@@ -299,7 +333,7 @@ fn judge(
         let Some(v) = cols.get(col).filter(|_| !changed.contains(col.as_str())) else {
             continue;
         };
-        for miss in misses(shape, v) {
+        for miss in misses(&shape.old, Some(&shape.new), v) {
             flagged = true;
             let mut path = PointerBuf::from_tokens(["data", table, key, col.as_str()]);
             path.append(&miss.at);
@@ -411,8 +445,11 @@ impl DiffSink for NewShape {
             t.restored += 1;
             for col in &changed {
                 if t.json_columns.contains(*col) {
-                    let shape = t.learned.entry((*col).clone()).or_default();
-                    learn(shape, &mut String::new(), &a[*col]);
+                    let shapes = t.learned.entry((*col).clone()).or_default();
+                    learn(&mut shapes.old, &mut String::new(), &a[*col]);
+                    if let Some(was) = b.get(*col) {
+                        learn(&mut shapes.new, &mut String::new(), was);
+                    }
                 } else {
                     *t.rewritten.entry((*col).clone()).or_default() += 1;
                 }
@@ -437,10 +474,50 @@ mod tests {
     use super::*;
 
     fn misses(shape: &Shape, v: &Value) -> Vec<(String, String)> {
-        super::misses(shape, v)
+        super::misses(shape, None, v)
             .into_iter()
             .map(|m| (m.at.to_string(), m.message))
             .collect()
+    }
+
+    #[test]
+    fn only_what_the_downgrade_rewrote_away_is_the_new_shape() {
+        // A log column: the downgrade renamed page_title back to title in publish entries.
+        let (mut old, mut new) = (Shape::new(), Shape::new());
+        learn(
+            &mut new,
+            &mut String::new(),
+            &json!({"page": 1, "page_title": "x", "n": "1"}),
+        );
+        learn(
+            &mut old,
+            &mut String::new(),
+            &json!({"page": 1, "title": "x", "n": 1}),
+        );
+        let found = |v: Value| -> Vec<(String, String)> {
+            super::misses(&old, Some(&new), &v)
+                .into_iter()
+                .map(|m| (m.at.to_string(), m.message))
+                .collect()
+        };
+        // Other actions' keys: nothing the downgrade touched, nothing to say.
+        assert!(found(json!({"user": "ada", "ip": {"v4": "10.0.0.1"}})).is_empty());
+        // A publish entry the downgrade missed: its page_title is the new shape.
+        assert_eq!(
+            found(json!({"page": 2, "page_title": "y", "n": "2"})),
+            [
+                (
+                    "/n".to_string(),
+                    "string where the old shape has number".to_string()
+                ),
+                (
+                    "/page_title".to_string(),
+                    "key not in the old shape".to_string()
+                ),
+            ]
+        );
+        // A type the downgrade never rewrote away is not judged either.
+        assert!(found(json!({"page": "3"})).is_empty());
     }
 
     #[test]
@@ -477,6 +554,12 @@ mod tests {
             ]
         );
         assert!(!fits(None, &json!({})), "nothing learned yet: not settled");
+        let learned = Learned {
+            old: shape.clone(),
+            new: Shape::new(),
+        };
+        assert!(fits(Some(&learned), &json!({"a/b": {"n": 1}})));
+        assert!(!fits(Some(&learned), &json!({"other": 1})));
         // null fits any type; a NULL column too.
         assert!(misses(&shape, &json!({"a/b": {"n": null}, "list": [{"x": null}]})).is_empty());
         assert!(misses(&shape, &Value::Null).is_empty());

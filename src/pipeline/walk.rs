@@ -113,8 +113,14 @@ async fn step(w: &Walker<'_>, number: usize, from: Vec<String>) -> Result<WalkSt
                 inherited.join(", ")
             )
         };
+        // With the user's own revision query, the query may be what does not see the move.
+        let query = if plan.input.migrations.revision_sql.is_some() {
+            "; or --revision-sql does not see the move (it must return the current revision, e.g. the latest applied)"
+        } else {
+            ""
+        };
         return Err(Error::Run(format!(
-            "walk step {number}: {} left the revision at {}; the step command must move exactly one revision down (--step-cmd) on the database it gets in {url_env} and PG*{suspects}",
+            "walk step {number}: {} left the revision at {}; the step command must move exactly one revision down (--step-cmd) on the database it gets in {url_env} and PG*{query}{suspects}",
             w.step.describe(),
             show_rev(&from),
         )));

@@ -163,3 +163,56 @@ pub(crate) fn volatile_values_are_redacted_so_baselines_do_not_churn() {
     // Without the pattern, the same baseline cannot match: the timestamps moved on.
     check_baseline(&ctx, &stamping, &baseline, &[]).assert_code(1);
 }
+
+#[test]
+pub(crate) fn a_migration_tools_audit_row_travels_with_volatile_patterns() {
+    // As Airflow's downgrade does: it writes an audit row with a timestamp, the host name and
+    // the virtualenv's path, different on every machine and run. The bookkeeping of a known
+    // tool is never in the patch; an app's own audit table is, so its varying values are
+    // named volatile and the committed baseline holds on the next machine.
+    let ctx = Ctx::new();
+    let downgrade = ctx.path("down.sql");
+    let sql = std::fs::read_to_string(fixture("ok/log-shapes.down.sql")).unwrap();
+    std::fs::write(
+        &downgrade,
+        format!(
+            "{sql}\nINSERT INTO audit_log VALUES (200, 'db_downgrade', jsonb_build_object('dttm', clock_timestamp(), 'host', md5(random()::text), 'venv', '/home/' || md5(random()::text) || '/.venv'));\n"
+        ),
+    )
+    .unwrap();
+    let baseline = ctx.path("log.patch.json");
+    let dump = fixture("ok/log-shapes.sql");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "-c",
+            "/dev/null",
+            "--dump",
+            s(&dump),
+            "--downgrade-sql",
+            s(&downgrade),
+            "--expect-patch",
+            s(&baseline),
+        ];
+        args.extend_from_slice(extra);
+        ctx.run(&args)
+    };
+    let volatile = [
+        "--volatile",
+        "/data/public.audit_log/*/data/dttm",
+        "--volatile",
+        "/data/public.audit_log/*/data/host",
+        "--volatile",
+        "/data/public.audit_log/*/data/venv",
+    ];
+    run(&volatile).assert_code(1);
+    ctx.run(&["accept", s(&baseline)]).assert_code(0);
+    let text = std::fs::read_to_string(&baseline).unwrap();
+    assert!(
+        text.contains(r#"{"op":"add","path":"/data/public.audit_log/200","value":{"action":"db_downgrade","data":{"dttm":"[volatile]","host":"[volatile]","venv":"[volatile]"},"id":200}}"#),
+        "{text}"
+    );
+    run(&volatile).assert_code(0);
+    // Without the patterns the same baseline fails: the row differs on every run.
+    run(&[]).assert_code(1);
+}

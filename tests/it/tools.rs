@@ -8,9 +8,19 @@ use super::*;
 
 /// (tool, table, revision before, revision after the fixture's downgrade)
 const PRESETS: &[(&str, &str, &str, &str)] = &[
-    ("sqlx", "_sqlx_migrations", "20240201000000", "20240101000000"),
+    (
+        "sqlx",
+        "_sqlx_migrations",
+        "20240201000000",
+        "20240101000000",
+    ),
     ("golang-migrate", "schema_migrations", "2", "1"),
-    ("rails", "schema_migrations", "20240201000000", "20240101000000"),
+    (
+        "rails",
+        "schema_migrations",
+        "20240201000000",
+        "20240101000000",
+    ),
     ("flyway", "flyway_schema_history", "2", "1"),
 ];
 
@@ -51,7 +61,10 @@ pub(crate) fn each_preset_is_detected_reads_its_revision_and_keeps_its_bookkeepi
         assert_eq!(doc.revision.tool.as_deref(), Some(*tool));
         assert_eq!(
             (doc.revision.before.clone(), doc.revision.after.clone()),
-            (Some(vec![before.to_string()]), Some(vec![after.to_string()])),
+            (
+                Some(vec![before.to_string()]),
+                Some(vec![after.to_string()])
+            ),
             "{tool}"
         );
         // Only the data table is data: the tool's rows (timestamps, checksums) never are.
@@ -97,7 +110,10 @@ pub(crate) fn a_said_tool_wins_and_a_missing_bookkeeping_table_is_pointed_out() 
         "--tool",
         "flyway",
     ]);
-    run.assert_error(&["flyway has no default one", "--downgrade-sql with your undo script"]);
+    run.assert_error(&[
+        "flyway has no default one",
+        "--downgrade-sql with your undo script",
+    ]);
 }
 
 #[test]
@@ -110,12 +126,7 @@ pub(crate) fn excluded_tables_are_neither_read_nor_lost() {
         &ctx,
         s(&sample_dump("onboarding.dump")),
         s(&downgrade_sql()),
-        &[
-            "--exclude-table",
-            "public.us*",
-            "--result-out",
-            s(&result),
-        ],
+        &["--exclude-table", "public.us*", "--result-out", s(&result)],
     );
     run.assert_code(0);
     let doc: ResultDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
@@ -179,7 +190,12 @@ pub(crate) fn walk_goes_on_past_a_chosen_table_that_a_step_dropped() {
         .collect();
     assert_eq!(
         dropped,
-        [vec![], vec![], vec!["public.orders"], vec!["public.customers"]]
+        [
+            vec![],
+            vec![],
+            vec!["public.orders"],
+            vec!["public.customers"]
+        ]
     );
     assert!(doc.complete);
 }
