@@ -186,3 +186,41 @@ pub(crate) fn missing_alembic_is_one_clear_line() {
         "`/nonexistent/.venv/bin/alembic` is not installed",
     ]);
 }
+
+#[test]
+pub(crate) fn alembic_preset_runs_alembics_own_downgrade_and_reads_its_revision() {
+    // The README's recipe: --tool alembic, no command of the user's own, the venv activated.
+    let ctx = Ctx::new();
+    let result = ctx.path("result.json");
+    let run = ctx.finish(activated(&mut ctx.command(&[
+        "check",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--tool",
+        "alembic",
+        "--downgrade-cwd",
+        s(&alembic_dir()),
+        "--url-scheme",
+        "postgresql+asyncpg",
+        "--expect-revision",
+        "a1b2c3d4e5f6",
+        "--result-out",
+        s(&result),
+    ])));
+    run.assert_code(0);
+    run.assert_stdout("downgrade `alembic downgrade -1`\n");
+    run.assert_stdout("revision  b2c3d4e5f6g7 → a1b2c3d4e5f6\n");
+    run.assert_stdout("PASS  revision: alembic_version is a1b2c3d4e5f6 after the downgrade\n");
+    let doc: ResultDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert_eq!(doc.revision.tool.as_deref(), Some("alembic"));
+    // Alembic's own log lines are kept in the result.
+    let output = doc.downgrade_output.join("\n");
+    assert!(
+        output.contains("Running downgrade b2c3d4e5f6g7 -> a1b2c3d4e5f6"),
+        "{output}"
+    );
+}

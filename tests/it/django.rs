@@ -142,16 +142,6 @@ pub(crate) fn django_settings_with_their_own_database_are_an_error_not_a_proof()
     );
 }
 
-/// The virtualenv first on PATH, as a user with it activated has it: `python3` is its Python.
-fn activated(cmd: &mut std::process::Command) -> &mut std::process::Command {
-    let path = format!(
-        "{}:{}",
-        venv().join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    cmd.env("PATH", path)
-}
-
 #[test]
 pub(crate) fn django_preset_steps_back_exactly_the_last_migration_and_reads_its_revision() {
     let theirs = ScratchServer::start();

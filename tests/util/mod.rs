@@ -482,3 +482,14 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The virtualenv first on PATH, as a user with it activated has it: `python3` and `alembic`
+/// are its own.
+pub fn activated(cmd: &mut Command) -> &mut Command {
+    let path = format!(
+        "{}:{}",
+        venv().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    cmd.env("PATH", path)
+}
