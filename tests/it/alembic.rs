@@ -223,4 +223,33 @@ pub(crate) fn alembic_preset_runs_alembics_own_downgrade_and_reads_its_revision(
         output.contains("Running downgrade b2c3d4e5f6g7 -> a1b2c3d4e5f6"),
         "{output}"
     );
+    // And walk, with the detected tool's own step: one revision, down to the previous.
+    let walked = ctx.path("walk.json");
+    let run = ctx.finish(activated(&mut ctx.command(&[
+        "walk",
+        SAMPLE_LOSS[0],
+        SAMPLE_LOSS[1],
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--to",
+        "a1b2c3d4e5f6",
+        "--downgrade-cwd",
+        s(&alembic_dir()),
+        "--url-scheme",
+        "postgresql+asyncpg",
+        "--result-out",
+        s(&walked),
+    ])));
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains("migration tool: alembic (detected by its alembic_version table"),
+        "{}",
+        run.stderr
+    );
+    let doc: WalkDoc = serde_json::from_str(&std::fs::read_to_string(&walked).unwrap()).unwrap();
+    assert_eq!(doc.step_cmd, "`alembic downgrade -1`");
+    assert_eq!(doc.steps.len(), 1);
 }
