@@ -50,6 +50,11 @@ pub trait DiffSink {
     fn wants_rows(&self, _table: &str) -> bool {
         false
     }
+    /// Does this sink need the rows of a table the downgrade never wrote (every row
+    /// unchanged, known before reading)? If no sink does, the table is counted, not read.
+    fn wants_settled(&self, table: &str) -> bool {
+        self.wants_rows(table)
+    }
 }
 
 /// Sends everything to several sinks, in order.
@@ -80,6 +85,9 @@ impl DiffSink for Tee<'_> {
     }
     fn wants_rows(&self, table: &str) -> bool {
         self.0.iter().any(|s| s.wants_rows(table))
+    }
+    fn wants_settled(&self, table: &str) -> bool {
+        self.0.iter().any(|s| s.wants_settled(table))
     }
 }
 
@@ -157,6 +165,9 @@ pub struct TableCounts {
     /// The table exists after, not before (its rows are counted as added).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub created: bool,
+    /// Not read: the downgrade never wrote it (README "Untouched tables"); rows counted only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub untouched: bool,
 }
 
 impl TableCounts {
@@ -247,8 +258,24 @@ pub async fn diff(
             }
             Ordering::Equal => {
                 sink.table(&table, true, true)?;
-                summary.data_ops +=
-                    merge_rows(&table, &table_path, before, after, counts, sink).await?;
+                let settled = if sink.wants_settled(&table) {
+                    None
+                } else {
+                    match (before.settled_rows().await?, after.settled_rows().await?) {
+                        (Some(b), Some(a)) if a == b => Some(b),
+                        _ => None,
+                    }
+                };
+                match settled {
+                    Some(rows) => {
+                        (counts.rows_before, counts.rows_after) = (rows, rows);
+                        counts.untouched = true;
+                    }
+                    None => {
+                        summary.data_ops +=
+                            merge_rows(&table, &table_path, before, after, counts, sink).await?
+                    }
+                }
                 tb = before.next_table().await?;
                 ta = after.next_table().await?;
             }

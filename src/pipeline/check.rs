@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{
-    BEFORE_DB, InUse, ORIGINAL_DB, Selection, WORK_DB, audit_inputs, boot, copy_database,
+    BEFORE_DB, InUse, Marks, ORIGINAL_DB, Selection, WORK_DB, audit_inputs, boot, copy_database,
     data_lost, describe_step, diff_databases, dump_fact, restore_work, server_fact, settle_tool,
     tables_after, tables_of, warn_keyless,
 };
@@ -163,6 +163,7 @@ async fn run_case(
     warn_keyless(&before_tables);
     let started = Instant::now();
     copy_database(server, WORK_DB, BEFORE_DB).await?;
+    let marks = Marks::take(server, plan.downgrade_superuser).await?;
     phases.push(("copy", started.elapsed()));
 
     let started = Instant::now();
@@ -182,6 +183,11 @@ async fn run_case(
     selection
         .require(&missing, &after_tables, server, WORK_DB)
         .await?;
+    let settled = marks.settled(
+        &Marks::take(server, plan.downgrade_superuser).await?,
+        &before_tables,
+        &after_tables,
+    );
     let mut writer = match &plan.patch_out {
         Some(path) => Some(PatchWriter::new(AtomicFile::create(path)?)),
         None => None,
@@ -227,7 +233,7 @@ async fn run_case(
         sinks.extend(new_shape.iter_mut().map(|a| a as &mut dyn DiffSink));
         sinks.extend(after_snapshot.iter_mut().map(|a| a as &mut dyn DiffSink));
         let (before, after) = ((BEFORE_DB, before_tables), (WORK_DB, after_tables));
-        diff_databases(server, before, after, &mut Tee(sinks)).await?
+        diff_databases(server, before, after, settled, &mut Tee(sinks)).await?
     };
     if let Some(w) = writer {
         w.finish()?.commit()?;
@@ -284,7 +290,7 @@ async fn run_case(
         let name = "round trip: after upgrade + downgrade the data equals the original";
         let mut roundtrip = RoundTrip::new(name, &rt.ignore, &plan.volatile);
         let (original, after) = ((ORIGINAL_DB, original_tables), (WORK_DB, after_tables));
-        diff_databases(server, original, after, &mut roundtrip).await?;
+        diff_databases(server, original, after, Default::default(), &mut roundtrip).await?;
         results.push(roundtrip.finish());
         phases.push(("round trip", started.elapsed()));
     }
@@ -315,7 +321,7 @@ async fn run_case(
                 let (before_tables, _) = tables_of(server, BEFORE_DB, &selection).await?;
                 let again_tables = tables_after(server, WORK_DB, &selection).await?;
                 let (before, again) = ((BEFORE_DB, before_tables), (WORK_DB, again_tables));
-                diff_databases(server, before, again, &mut roundtrip).await?;
+                diff_databases(server, before, again, Default::default(), &mut roundtrip).await?;
             }
         }
         results.push(roundtrip.finish());

@@ -2,6 +2,7 @@
 //! `snapshot` and `diff` (here), and the steps they share: boot, restore into the working
 //! database, table selection, database copies, what reports say about inputs.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -239,21 +240,67 @@ async fn copy_database(server: &Server, source: &str, copy: &str) -> Result<()> 
         .context(format!("copying database {source}"))
 }
 
-/// Diff two databases of the server (their chosen tables) into `sink`.
+/// Diff two databases of the server (their chosen tables) into `sink`; the `settled` tables
+/// (see `Marks`) are counted, not read, unless a sink wants their rows.
 async fn diff_databases(
     server: &Server,
     (before_db, before_tables): (&str, Vec<Table>),
     (after_db, after_tables): (&str, Vec<Table>),
+    settled: BTreeSet<String>,
     sink: &mut dyn diff::DiffSink,
 ) -> Result<diff::Summary> {
     let before = server.connect(before_db).await?;
     let after = server.connect(after_db).await?;
     diff::diff(
-        &mut DbSource::new(&before, before_tables),
-        &mut DbSource::new(&after, after_tables),
+        &mut DbSource::new(&before, before_tables).settled(settled.clone()),
+        &mut DbSource::new(&after, after_tables).settled(settled),
         sink,
     )
     .await
+}
+
+/// The working database's per-table write marks (`db::table_marks`), taken right after the
+/// before-copy and again after the migration step, once none of its sessions is left (each
+/// flushes its counters while exiting, PostgreSQL 15+).
+struct Marks(Option<BTreeMap<String, String>>);
+
+impl Marks {
+    /// Marks of the working database now; none when a superuser ran (or will run) user code,
+    /// which could reset the counters (`pg_stat_reset`).
+    async fn take(server: &Server, superuser: bool) -> Result<Marks> {
+        if superuser {
+            return Ok(Marks(None));
+        }
+        let client = server.connect(WORK_DB).await?;
+        Ok(Marks(db::table_marks(&client).await?))
+    }
+
+    /// The tables the step never wrote: same OID, file, write counters and columns on both
+    /// sides, same key, and nothing database-wide changed. Equal by construction, so the diff
+    /// need not read them (README "Untouched tables").
+    fn settled(
+        &self,
+        after: &Marks,
+        before_tables: &[Table],
+        after_tables: &[Table],
+    ) -> BTreeSet<String> {
+        let (Some(b), Some(a)) = (&self.0, &after.0) else {
+            return BTreeSet::new();
+        };
+        if b.get("") != a.get("") {
+            return BTreeSet::new();
+        }
+        before_tables
+            .iter()
+            .filter(|t| {
+                after_tables
+                    .iter()
+                    .any(|u| u.name == t.name && u.key == t.key)
+            })
+            .filter(|t| b.get(&t.name).is_some_and(|m| a.get(&t.name) == Some(m)))
+            .map(|t| t.name.clone())
+            .collect()
+    }
 }
 
 /// The losses `candidates` (from `expect::rules::SchemaLoss`) with their counts, read from

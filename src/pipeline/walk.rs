@@ -7,8 +7,8 @@
 use std::time::{Instant, SystemTime};
 
 use super::{
-    BEFORE_DB, InUse, Selection, WORK_DB, audit_inputs, boot_and_restore, copy_database, data_lost,
-    describe_step, diff_databases, drop_databases, dump_fact, server_fact, settle_tool,
+    BEFORE_DB, InUse, Marks, Selection, WORK_DB, audit_inputs, boot_and_restore, copy_database,
+    data_lost, describe_step, diff_databases, drop_databases, dump_fact, server_fact, settle_tool,
     tables_after, tables_of,
 };
 use crate::cli::WalkPlan;
@@ -77,6 +77,7 @@ async fn step(w: &Walker<'_>, number: usize, from: Vec<String>) -> Result<WalkSt
     drop_databases(server, &[BEFORE_DB]).await?;
     let (before_tables, missing) = tables_of(server, WORK_DB, &w.selection).await?;
     copy_database(server, WORK_DB, BEFORE_DB).await?;
+    let marks = Marks::take(server, plan.superuser).await?;
     progress(format!(
         "step {number}: {} from revision {}",
         w.step.describe(),
@@ -135,6 +136,11 @@ async fn step(w: &Walker<'_>, number: usize, from: Vec<String>) -> Result<WalkSt
             .require(&missing, &after_tables, server, WORK_DB)
             .await?;
     }
+    let settled = marks.settled(
+        &Marks::take(server, plan.superuser).await?,
+        &before_tables,
+        &after_tables,
+    );
     let mut rows_preserved = RowsPreserved::default();
     let mut new_shape = plan.new_shape.map(NewShape::new);
     let mut schema = SchemaChanges::default();
@@ -144,7 +150,7 @@ async fn step(w: &Walker<'_>, number: usize, from: Vec<String>) -> Result<WalkSt
             vec![&mut rows_preserved, &mut schema, &mut schema_loss];
         sinks.extend(new_shape.iter_mut().map(|n| n as &mut dyn DiffSink));
         let (before, after) = ((BEFORE_DB, before_tables), (WORK_DB, after_tables));
-        diff_databases(server, before, after, &mut Tee(sinks)).await?
+        diff_databases(server, before, after, settled, &mut Tee(sinks)).await?
     };
     let (losses, lost) = data_lost(
         server,

@@ -60,7 +60,7 @@ pub fn phases_text(phases: &[(&'static str, Duration)]) -> String {
 /// created table says so. Unchanged tables are one summary line unless --verbose.
 fn write_tables(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
     let verbose = verbose();
-    let mut unchanged = 0;
+    let (mut unchanged, mut untouched) = (0, 0);
     for (table, c) in &summary.tables {
         if c.dropped {
             writeln!(
@@ -76,17 +76,32 @@ fn write_tables(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
             )?;
         } else if c.unchanged() && !verbose {
             unchanged += 1;
+            untouched += u32::from(c.untouched);
         } else {
             writeln!(
                 out,
-                "table     {table}: {} rows before, {} after ({} changed, {} added, {} removed)",
-                c.rows_before, c.rows_after, c.changed, c.added, c.removed
+                "table     {table}: {} rows before, {} after ({} changed, {} added, {} removed){}",
+                c.rows_before,
+                c.rows_after,
+                c.changed,
+                c.added,
+                c.removed,
+                if c.untouched {
+                    ", untouched: counted, not read"
+                } else {
+                    ""
+                }
             )?;
         }
     }
     if unchanged > 0 {
         let s = if unchanged == 1 { "" } else { "s" };
-        writeln!(out, "table     {unchanged} table{s} unchanged")?;
+        let not_read = if untouched > 0 {
+            format!(" ({untouched} untouched: counted, not read)")
+        } else {
+            String::new()
+        };
+        writeln!(out, "table     {unchanged} table{s} unchanged{not_read}")?;
     }
     Ok(())
 }

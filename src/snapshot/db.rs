@@ -2,9 +2,11 @@
 //! key-ordered query per table for the rows. The server renders every value as JSON
 //! (`row_to_json`), so types map the way PostgreSQL maps them, losslessly for numerics.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 
 use futures_util::StreamExt;
+
 use serde_json::{Map, Value};
 use tokio_postgres::{Client, RowStream};
 
@@ -484,6 +486,67 @@ fn insert_at(root: &mut Value, path: &[String], value: Value) {
     }
 }
 
+/// What says whether a table was written, per table: its OID and file, its write counters
+/// (`pg_stat_user_tables`: inserts, updates (HOT ones too), deletes), and its columns (name,
+/// type, generation, default). A table is listed only when every column is of a base type
+/// (or an array of one): an enum, domain, composite or range can change how a value reads
+/// (`ALTER TYPE ... RENAME VALUE`) without writing a row. The `""` entry is database-wide:
+/// extension versions and the database's settings, whose change can also alter how values
+/// read. `None` when the counters cannot be trusted: before PostgreSQL 15 (a stats collector
+/// that may drop messages and lags), or with `track_counts` off. README "Untouched tables".
+pub async fn table_marks(client: &Client) -> Result<Option<BTreeMap<String, String>>> {
+    let ok: bool = client
+        .query_one(
+            "SELECT current_setting('server_version_num')::int >= 150000
+                    AND current_setting('track_counts')::bool",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("table write counters", e))?
+        .get(0);
+    if !ok {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT n.nspname || '.' || c.relname,
+                concat_ws('|', c.oid, c.relfilenode, s.n_tup_ins, s.n_tup_upd, s.n_tup_del,
+                  (SELECT string_agg(concat_ws(' ', a.attnum, a.attname,
+                                       format_type(a.atttypid, a.atttypmod), a.attgenerated,
+                                       pg_get_expr(d.adbin, d.adrelid)), ',' ORDER BY a.attnum)
+                     FROM pg_attribute a
+                     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))
+           FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_stat_user_tables s ON s.relid = c.oid
+          WHERE c.relkind = 'r' AND NOT c.relispartition AND NOT c.relhassubclass
+            AND {USER_NAMESPACE}
+            AND NOT EXISTS (
+                SELECT 1 FROM pg_attribute a
+                  JOIN pg_type t ON t.oid = a.atttypid
+                  LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typelem <> 0
+                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                   AND (t.typtype <> 'b' OR (e.oid IS NOT NULL AND e.typtype <> 'b')))
+         UNION ALL
+         SELECT '', concat_ws('|',
+                  (SELECT string_agg(extname || ' ' || extversion, ',' ORDER BY extname)
+                     FROM pg_extension),
+                  (SELECT string_agg(array_to_string(setconfig, ','), ';' ORDER BY setrole)
+                     FROM pg_db_role_setting
+                    WHERE setdatabase = (SELECT oid FROM pg_database
+                                          WHERE datname = current_database())))"
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(|e| query_error("table write counters", e))?;
+    Ok(Some(
+        rows.iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect(),
+    ))
+}
+
 /// Planner settings for `rows_sql`'s streaming plan, set once per `DbSource` connection (after
 /// the header's catalog queries, which want hash joins).
 const STREAMING: &str = "SET enable_hashjoin = off; SET enable_mergejoin = off";
@@ -493,8 +556,12 @@ pub struct DbSource<'a> {
     client: &'a Client,
     streaming: bool,
     tables: std::vec::IntoIter<Table>,
+    /// The current table, until its rows are asked for (then its stream is opened).
+    pending: Option<Table>,
     current: Option<(String, Pin<Box<RowStream>>)>,
     header: Option<Header>,
+    /// Tables known not to have been written (`settled_rows` counts them instead).
+    settled: std::collections::BTreeSet<String>,
 }
 
 impl<'a> DbSource<'a> {
@@ -503,25 +570,21 @@ impl<'a> DbSource<'a> {
             client,
             streaming: false,
             tables: tables.into_iter(),
+            pending: None,
             current: None,
             header: None,
+            settled: Default::default(),
         }
     }
-}
 
-impl Source for DbSource<'_> {
-    async fn header(&mut self) -> Result<Header> {
-        if self.header.is_none() {
-            self.header = Some(header(self.client).await?);
-        }
-        Ok(self.header.clone().expect("set above"))
+    /// Tables the caller knows were not written since the other side's copy
+    /// (`pipeline::Settled`): the diff may count their rows instead of reading them.
+    pub fn settled(mut self, tables: std::collections::BTreeSet<String>) -> Self {
+        self.settled = tables;
+        self
     }
 
-    async fn next_table(&mut self) -> Result<Option<String>> {
-        self.current = None;
-        let Some(table) = self.tables.next() else {
-            return Ok(None);
-        };
+    async fn open(&mut self, table: Table) -> Result<()> {
         if !self.streaming {
             self.client
                 .batch_execute(STREAMING)
@@ -535,11 +598,57 @@ impl Source for DbSource<'_> {
             .query_raw(&table.rows_sql(), params)
             .await
             .map_err(|e| query_error(&format!("rows of {}", table.name), e))?;
-        self.current = Some((table.name.clone(), Box::pin(stream)));
-        Ok(Some(table.name))
+        self.current = Some((table.name, Box::pin(stream)));
+        Ok(())
+    }
+}
+
+impl Source for DbSource<'_> {
+    async fn header(&mut self) -> Result<Header> {
+        if self.header.is_none() {
+            self.header = Some(header(self.client).await?);
+        }
+        Ok(self.header.clone().expect("set above"))
+    }
+
+    async fn next_table(&mut self) -> Result<Option<String>> {
+        self.current = None;
+        self.pending = None;
+        let Some(table) = self.tables.next() else {
+            return Ok(None);
+        };
+        let name = table.name.clone();
+        // A settled table's rows may never be asked for: its stream waits for next_row.
+        if self.settled.contains(&name) {
+            self.pending = Some(table);
+        } else {
+            self.open(table).await?;
+        }
+        Ok(Some(name))
+    }
+
+    async fn settled_rows(&mut self) -> Result<Option<u64>> {
+        let Some(t) = &self.pending else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT count(*) FROM {}{}.{}",
+            if t.partitioned { "" } else { "ONLY " },
+            quote_ident(&t.schema),
+            quote_ident(&t.table)
+        );
+        let row = self
+            .client
+            .query_one(&sql, &[])
+            .await
+            .map_err(|e| query_error(&format!("rows of {}", t.name), e))?;
+        Ok(Some(row.get::<_, i64>(0) as u64))
     }
 
     async fn next_row(&mut self) -> Result<Option<Row>> {
+        if let Some(table) = self.pending.take() {
+            self.open(table).await?;
+        }
         let Some((name, stream)) = self.current.as_mut() else {
             return Ok(None);
         };

@@ -54,4 +54,10 @@ pub trait Source {
     async fn next_table(&mut self) -> Result<Option<String>>;
     /// The current table's next row; `None` at the table's end.
     async fn next_row(&mut self) -> Result<Option<Row>>;
+    /// The current table is known not to have been written (`DbSource::settled`): its row
+    /// count, without reading its rows (which `next_row` still gives, if asked). `None`: not
+    /// known, or rows were read already.
+    async fn settled_rows(&mut self) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }

@@ -51,7 +51,7 @@ patch     122 operations (1 revision, 2 schema, 119 data)
 ",
     );
     // Unchanged tables: one line, unless --verbose.
-    run.assert_stdout("table     1 table unchanged\n");
+    run.assert_stdout("table     1 table unchanged (1 untouched: counted, not read)\n");
     assert!(!run.stdout.contains("table     public.users"));
     let doc: ResultDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
     assert_eq!(
@@ -72,7 +72,7 @@ patch     122 operations (1 revision, 2 schema, 119 data)
     let run = check_with(&ctx, s(&dump), s(&downgrade_sql()), &verbose);
     run.assert_code(0);
     run.assert_stdout(
-        "table     public.users: 12 rows before, 12 after (0 changed, 0 added, 0 removed)\n",
+        "table     public.users: 12 rows before, 12 after (0 changed, 0 added, 0 removed), untouched: counted, not read\n",
     );
 }
 

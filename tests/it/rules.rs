@@ -61,6 +61,9 @@ pub(crate) struct TableCountsDoc {
     pub(crate) dropped: bool,
     #[serde(default)]
     pub(crate) created: bool,
+    /// Not read: the downgrade never wrote it.
+    #[serde(default)]
+    pub(crate) untouched: bool,
 }
 
 #[derive(Debug, serde::Deserialize)]

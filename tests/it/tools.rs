@@ -199,3 +199,62 @@ pub(crate) fn walk_goes_on_past_a_chosen_table_that_a_step_dropped() {
     );
     assert!(doc.complete);
 }
+
+#[test]
+pub(crate) fn only_a_table_the_downgrade_never_wrote_is_counted_instead_of_read() {
+    // Every way of writing a table: an UPDATE (even one that changes nothing), DELETE,
+    // INSERT, TRUNCATE, a rewrite (ALTER TYPE, VACUUM FULL, CLUSTER), columns added, dropped
+    // or renamed, an enum value renamed, a key added. Each table is read; only t_untouched
+    // is counted, not read.
+    let ctx = Ctx::new();
+    let result = ctx.path("result.json");
+    let step = format!(
+        "psql -X -q -v ON_ERROR_STOP=1 -f {}",
+        s(&fixture("ok/untouched.down.sql"))
+    );
+    let dump = fixture("ok/untouched.sql");
+    let base = [
+        "check",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&dump),
+        "--downgrade-cmd",
+        &step,
+        "--allow-lost",
+        "public.t_drop_column.gone",
+        "--allow-lost",
+        "public.t_rename_column.v",
+        "--allow-lost",
+        "public.t_truncate",
+        "--result-out",
+        s(&result),
+    ];
+    let untouched = |extra: &[&str]| -> Vec<String> {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let run = ctx.run(&args);
+        assert!(run.code == 0 || run.code == 1, "{run:?}");
+        let doc: ResultDoc =
+            serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+        assert_eq!(doc.tables.len(), 14, "{:?}", doc.tables.keys());
+        doc.tables
+            .iter()
+            .filter(|(_, c)| c.untouched)
+            .map(|(t, _)| t.clone())
+            .collect()
+    };
+    assert_eq!(untouched(&[]), ["public.t_untouched"]);
+    // As the superuser, the downgrade could reset the counters: every table is read.
+    assert!(untouched(&["--downgrade-superuser"]).is_empty());
+    // The enum rename wrote no row, yet every value reads differently: it is in the patch.
+    let patch = ctx.path("p.json");
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["-o", s(&patch)]);
+    ctx.run(&args);
+    let patch = std::fs::read_to_string(&patch).unwrap();
+    assert!(
+        patch.contains(r#"{"op":"replace","path":"/data/public.t_enum/1/m","value":"down"}"#),
+        "{patch}"
+    );
+}
