@@ -71,17 +71,35 @@ pub async fn resolve_binaries(opts: &BinaryOptions) -> Result<Binaries> {
     let wanted = |b: &Binaries| version_ok(b, opts);
 
     let cache = cache_dir();
+    // The dump's own major, where it is already here (cache or system): it behaves like the
+    // server the dump came from, and needs no download.
+    if let (None, Some(major)) = (&opts.pg_version, opts.min_major) {
+        let mut here = installed_in(&cache, "cache");
+        here.extend(system_binaries());
+        if let Some(found) = best(here, |b| b.major == major) {
+            return Ok(found);
+        }
+    }
     if let Some(found) = best(installed_in(&cache, "cache"), wanted) {
         return Ok(found);
     }
     let mut download_problem = None;
     if !opts.offline {
-        match download(opts, &cache).await {
-            Ok(bins) if wanted(&bins) => return Ok(bins),
-            Ok(bins) => {
-                download_problem = Some(format!("downloaded {} does not fit", bins.version))
-            }
-            Err(problem) => download_problem = Some(problem),
+        match FailedDownload::recent(&cache) {
+            Some(failed) => download_problem = Some(failed),
+            None => match download(opts, &cache).await {
+                Ok(bins) if wanted(&bins) => {
+                    let _ = fs::remove_file(cache.join(FailedDownload::FILE));
+                    return Ok(bins);
+                }
+                Ok(bins) => {
+                    download_problem = Some(format!("downloaded {} does not fit", bins.version))
+                }
+                Err(problem) => {
+                    FailedDownload::remember(&cache, &problem);
+                    download_problem = Some(problem);
+                }
+            },
         }
     }
     if let Some(found) = best(system_binaries(), wanted) {
@@ -113,6 +131,39 @@ pub async fn resolve_binaries(opts: &BinaryOptions) -> Result<Binaries> {
             .map(|p| format!(", and the download failed ({p})"))
             .unwrap_or_default()
     )))
+}
+
+/// A failed download, remembered in the cache for an hour so that offline runs do not pay for
+/// it every time (about 6 s where GitHub is unreachable).
+struct FailedDownload;
+
+impl FailedDownload {
+    const FILE: &'static str = ".download-failed";
+    const FOR: Duration = Duration::from_secs(3600);
+
+    /// The remembered failure, if it is recent: why, and how to retry now.
+    fn recent(cache: &Path) -> Option<String> {
+        let path = cache.join(Self::FILE);
+        let age = fs::metadata(&path).ok()?.modified().ok()?.elapsed().ok()?;
+        if age >= Self::FOR {
+            return None;
+        }
+        let reason = fs::read_to_string(&path).unwrap_or_default();
+        Some(format!(
+            "not tried: it failed {} min ago ({}); it is tried again after an hour, or at once if you delete {}",
+            age.as_secs() / 60,
+            reason.trim(),
+            path.display()
+        ))
+    }
+
+    fn remember(cache: &Path, problem: &str) {
+        let _ = fs::create_dir_all(cache);
+        let _ = fs::write(
+            cache.join(Self::FILE),
+            problem.lines().next().unwrap_or(problem),
+        );
+    }
 }
 
 fn version_ok(bins: &Binaries, opts: &BinaryOptions) -> bool {
@@ -277,6 +328,26 @@ async fn download(opts: &BinaryOptions, cache: &Path) -> std::result::Result<Bin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_download_is_remembered_for_an_hour() {
+        let cache = tempfile::tempdir().unwrap();
+        assert!(FailedDownload::recent(cache.path()).is_none());
+        FailedDownload::remember(cache.path(), "error sending request\nmore");
+        let said = FailedDownload::recent(cache.path()).expect("remembered");
+        assert!(
+            said.contains("failed 0 min ago (error sending request)"),
+            "{said}"
+        );
+        // An hour later it is tried again.
+        let file = fs::File::options()
+            .write(true)
+            .open(cache.path().join(FailedDownload::FILE))
+            .unwrap();
+        let old = std::time::SystemTime::now() - Duration::from_secs(3601);
+        file.set_modified(old).unwrap();
+        assert!(FailedDownload::recent(cache.path()).is_none());
+    }
 
     #[test]
     fn version_matching_compares_given_components() {
