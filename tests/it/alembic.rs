@@ -192,25 +192,28 @@ pub(crate) fn alembic_preset_runs_alembics_own_downgrade_and_reads_its_revision(
     // The README's recipe: --tool alembic, no command of the user's own, the venv activated.
     let ctx = Ctx::new();
     let result = ctx.path("result.json");
-    let run = ctx.finish(activated(&mut ctx.command(&[
+    let (dump, cwd) = (sample_dump("onboarding.dump"), alembic_dir());
+    // What check and walk share: the sample, its intended loss, the app's Alembic project.
+    let common = |command: &'static str, extra: &[&'static str]| -> Vec<String> {
+        let mut args: Vec<String> = [command, SAMPLE_LOSS[0], SAMPLE_LOSS[1], "-c", "/dev/null"]
+            .map(String::from)
+            .to_vec();
+        args.extend(["--dump".into(), s(&dump).into(), "--downgrade-cwd".into()]);
+        args.extend([
+            s(&cwd).into(),
+            "--url-scheme".into(),
+            "postgresql+asyncpg".into(),
+        ]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let check = common(
         "check",
-        SAMPLE_LOSS[0],
-        SAMPLE_LOSS[1],
-        "-c",
-        "/dev/null",
-        "--dump",
-        s(&sample_dump("onboarding.dump")),
-        "--tool",
-        "alembic",
-        "--downgrade-cwd",
-        s(&alembic_dir()),
-        "--url-scheme",
-        "postgresql+asyncpg",
-        "--expect-revision",
-        "a1b2c3d4e5f6",
-        "--result-out",
-        s(&result),
-    ])));
+        &["--tool", "alembic", "--expect-revision", "a1b2c3d4e5f6"],
+    );
+    let mut check: Vec<&str> = check.iter().map(String::as_str).collect();
+    check.extend(["--result-out", s(&result)]);
+    let run = ctx.finish(activated(&mut ctx.command(&check)));
     run.assert_code(0);
     run.assert_stdout("downgrade `alembic downgrade -1`\n");
     run.assert_stdout("revision  b2c3d4e5f6g7 → a1b2c3d4e5f6\n");
@@ -225,23 +228,10 @@ pub(crate) fn alembic_preset_runs_alembics_own_downgrade_and_reads_its_revision(
     );
     // And walk, with the detected tool's own step: one revision, down to the previous.
     let walked = ctx.path("walk.json");
-    let run = ctx.finish(activated(&mut ctx.command(&[
-        "walk",
-        SAMPLE_LOSS[0],
-        SAMPLE_LOSS[1],
-        "-c",
-        "/dev/null",
-        "--dump",
-        s(&sample_dump("onboarding.dump")),
-        "--to",
-        "a1b2c3d4e5f6",
-        "--downgrade-cwd",
-        s(&alembic_dir()),
-        "--url-scheme",
-        "postgresql+asyncpg",
-        "--result-out",
-        s(&walked),
-    ])));
+    let walk = common("walk", &["--to", "a1b2c3d4e5f6"]);
+    let mut walk: Vec<&str> = walk.iter().map(String::as_str).collect();
+    walk.extend(["--result-out", s(&walked)]);
+    let run = ctx.finish(activated(&mut ctx.command(&walk)));
     run.assert_code(0);
     assert!(
         run.stderr

@@ -25,6 +25,18 @@ pub(crate) fn check_with(ctx: &Ctx, dump: &str, sql: &str, extra: &[&str]) -> Ru
     ctx.run(&args)
 }
 
+/// `check` of any dump with SQL files as the downgrade, and `extra` flags (nothing else).
+pub(crate) fn check_sql(
+    ctx: &Ctx,
+    dump: &std::path::Path,
+    sql: &std::path::Path,
+    extra: &[&str],
+) -> Run {
+    let mut args = vec!["check", "--dump", s(dump), "--downgrade-sql", s(sql)];
+    args.extend_from_slice(extra);
+    ctx.run(&args)
+}
+
 pub(crate) fn check_dump(ctx: &Ctx, dump: &std::path::Path, extra: &[&str]) -> Run {
     let mut args = vec!["check", "--dump", s(dump), "--downgrade-sql"];
     let sql = downgrade_sql();

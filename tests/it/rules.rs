@@ -518,17 +518,12 @@ pub(crate) fn new_shape_is_silent_on_a_log_whose_keys_vary_by_design_and_finds_t
     // them false.
     let ctx = Ctx::new();
     let result = ctx.path("result.json");
-    let run = ctx.run(&[
-        "check",
-        "-c",
-        "/dev/null",
-        "--dump",
-        s(&fixture("ok/log-shapes.sql")),
-        "--downgrade-sql",
-        s(&fixture("ok/log-shapes.down.sql")),
-        "--result-out",
-        s(&result),
-    ]);
+    let run = check_sql(
+        &ctx,
+        &fixture("ok/log-shapes.sql"),
+        &fixture("ok/log-shapes.down.sql"),
+        &["--result-out", s(&result)],
+    );
     run.assert_code(0);
     let doc: ResultDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
     let found: Vec<(&str, &str)> = findings_of(&doc, "new-shape")

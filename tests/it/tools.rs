@@ -29,21 +29,19 @@ pub(crate) fn each_preset_is_detected_reads_its_revision_and_keeps_its_bookkeepi
     for (tool, table, before, after) in PRESETS {
         let ctx = Ctx::new();
         let result = ctx.path("result.json");
-        let run = ctx.run(&[
-            "check",
-            "-c",
-            "/dev/null",
-            "--dump",
-            s(&fixture(&format!("tools/{tool}.sql"))),
-            "--downgrade-sql",
-            s(&fixture(&format!("tools/{tool}.down.sql"))),
-            "--allow-lost",
-            "public.widgets.colour",
-            "--expect-revision",
-            after,
-            "--result-out",
-            s(&result),
-        ]);
+        let run = check_sql(
+            &ctx,
+            &fixture(&format!("tools/{tool}.sql")),
+            &fixture(&format!("tools/{tool}.down.sql")),
+            &[
+                "--allow-lost",
+                "public.widgets.colour",
+                "--expect-revision",
+                after,
+                "--result-out",
+                s(&result),
+            ],
+        );
         run.assert_code(0);
         assert!(
             run.stderr.contains(&format!(
@@ -77,19 +75,12 @@ pub(crate) fn each_preset_is_detected_reads_its_revision_and_keeps_its_bookkeepi
 #[test]
 pub(crate) fn a_said_tool_wins_and_a_missing_bookkeeping_table_is_pointed_out() {
     let ctx = Ctx::new();
-    let run = ctx.run(&[
-        "check",
-        "-c",
-        "/dev/null",
-        "--dump",
-        s(&fixture("tools/sqlx.sql")),
-        "--downgrade-sql",
-        s(&fixture("tools/sqlx.down.sql")),
-        "--allow-lost",
-        "public.widgets.colour",
-        "--tool",
-        "flyway",
-    ]);
+    let run = check_sql(
+        &ctx,
+        &fixture("tools/sqlx.sql"),
+        &fixture("tools/sqlx.down.sql"),
+        &["--allow-lost", "public.widgets.colour", "--tool", "flyway"],
+    );
     assert!(
         run.stderr.contains(
             "--tool flyway: the dump has no flyway_schema_history table, so no revision is known before the downgrade"
@@ -133,19 +124,17 @@ pub(crate) fn excluded_tables_are_neither_read_nor_lost() {
     let tables: Vec<&str> = doc.tables.keys().map(String::as_str).collect();
     assert_eq!(tables, ["public.onboarding_states"]);
     // Excluding the table whose column the downgrade drops: no loss to acknowledge either.
-    let run = ctx.run(&[
-        "check",
-        "-c",
-        "/dev/null",
-        "--dump",
-        s(&sample_dump("onboarding.dump")),
-        "--downgrade-sql",
-        s(&downgrade_sql()),
-        "--exclude-table",
-        "*.onboarding_*",
-        "--result-out",
-        s(&result),
-    ]);
+    let run = check_sql(
+        &ctx,
+        &sample_dump("onboarding.dump"),
+        &downgrade_sql(),
+        &[
+            "--exclude-table",
+            "*.onboarding_*",
+            "--result-out",
+            s(&result),
+        ],
+    );
     run.assert_code(0);
     let doc: ResultDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
     assert!(doc.data_lost.is_empty(), "{:?}", doc.data_lost);
