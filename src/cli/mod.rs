@@ -217,6 +217,7 @@ fn run_settings(c: &FileConfig, globals: &Globals) -> RunSettings {
             offline: pg.offline.unwrap_or(false),
             download_timeout: Duration::from_secs(pg.download_timeout.unwrap_or(120)),
             min_major: None,
+            dump_major: None,
         },
         server: ServerOptions {
             work_dir: pg.work_dir,

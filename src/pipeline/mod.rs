@@ -40,7 +40,12 @@ async fn boot(
     phases: &mut Vec<(&'static str, Duration)>,
 ) -> Result<Server> {
     let mut opts = run.binaries.clone();
-    opts.min_major = dumps.iter().filter_map(Dump::pg_dump_major).max();
+    opts.dump_major = dumps.iter().filter_map(Dump::pg_dump_major).max();
+    opts.min_major = dumps
+        .iter()
+        .filter(|d| !d.is_plain())
+        .filter_map(Dump::pg_dump_major)
+        .max();
     let bins = crate::server::resolve_binaries(&opts).await?;
     for dump in dumps {
         restore::check_compatible(dump, &bins)?;

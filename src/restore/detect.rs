@@ -52,6 +52,10 @@ impl Dump {
         }
     }
 
+    pub fn is_plain(&self) -> bool {
+        matches!(self.format, Format::Plain { .. })
+    }
+
     pub fn pg_dump_major(&self) -> Option<u32> {
         self.pg_dump_version
             .as_deref()
@@ -309,6 +313,17 @@ impl Reader<'_> {
 /// A dump newer than the server binaries cannot be restored: say so before trying.
 pub fn check_compatible(dump: &Dump, bins: &Binaries) -> Result<()> {
     match dump.pg_dump_major() {
+        // Plain SQL from a newer pg_dump often loads on an older psql (pgsnapdiff blanks the
+        // newer `\restrict`): try it, and say so; a failure names the version (restore_error).
+        Some(major) if major > bins.major && dump.is_plain() => {
+            crate::console::note(format!(
+                "{}: written by pg_dump {}, newer than the PostgreSQL {} in use; trying it (plain SQL often loads on an older server); --pg-version {major} runs it on its own version",
+                dump.path.display(),
+                dump.pg_dump_version.as_deref().unwrap_or("?"),
+                bins.version
+            ));
+            Ok(())
+        }
         Some(major) if major > bins.major => Err(Error::input(
             &dump.path,
             format!(

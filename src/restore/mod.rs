@@ -194,6 +194,15 @@ fn restore_error(dump: &Dump, bins: &Binaries, output: &str) -> Error {
             bins.version
         )
     };
+    // A plain dump newer than the binaries was tried anyway: say which version it wants.
+    let problem = match dump.pg_dump_major() {
+        Some(major) if major > bins.major => format!(
+            "{problem} (the dump was written by pg_dump {}, newer than PostgreSQL {}: run with --pg-version {major}; offline, scripts/stage-postgres {major} first)",
+            dump.pg_dump_version.as_deref().unwrap_or("?"),
+            bins.version
+        ),
+        _ => problem,
+    };
     Error::Restore {
         path: dump.path.clone(),
         problem,

@@ -37,8 +37,12 @@ pub struct BinaryOptions {
     /// Skip the download step.
     pub offline: bool,
     pub download_timeout: Duration,
-    /// Lowest acceptable major version (the dump's pg_dump version), when no version is forced.
+    /// Lowest acceptable major version (the newest pg_dump of the archive dumps: pg_restore
+    /// refuses newer archives), when no version is forced.
     pub min_major: Option<u32>,
+    /// The newest pg_dump of all the dumps: preferred where it is here, asked of the download.
+    /// A plain dump newer than the binaries is tried anyway (`restore::check_compatible`).
+    pub dump_major: Option<u32>,
 }
 
 /// Where downloaded and staged binaries live: `$PGSNAPDIFF_PG_CACHE`; else, as root,
@@ -73,7 +77,7 @@ pub async fn resolve_binaries(opts: &BinaryOptions) -> Result<Binaries> {
     let cache = cache_dir();
     // The dump's own major, where it is already here (cache or system): it behaves like the
     // server the dump came from, and needs no download.
-    if let (None, Some(major)) = (&opts.pg_version, opts.min_major) {
+    if let (None, Some(major)) = (&opts.pg_version, opts.dump_major.or(opts.min_major)) {
         let mut here = installed_in(&cache, "cache");
         here.extend(system_binaries());
         if let Some(found) = best(here, |b| b.major == major) {
@@ -277,7 +281,7 @@ async fn download(opts: &BinaryOptions, cache: &Path) -> std::result::Result<Bin
     let req = match &opts.pg_version {
         Some(v) if v.split('.').count() >= 3 => format!("={v}"),
         Some(v) => format!("~{v}"),
-        None => match opts.min_major {
+        None => match opts.dump_major.or(opts.min_major) {
             Some(m) => format!(">={m}"),
             None => "*".to_string(),
         },

@@ -105,7 +105,7 @@ pub(crate) fn bad_input_matrix() {
         ("no-toc.dir", &[], 2, &["no-toc.dir: a directory without toc.dat"]),
         ("bad-sql.sql", &[], 2, &["bad-sql.sql: restore failed", "invalid input syntax"]),
         ("pg16.dump", &["--pg-bin", s(&pg15)], 2, &["written by pg_dump 16", "--pg-version 16"]),
-        ("pg16.sql", &["--pg-bin", s(&pg15)], 2, &["written by pg_dump 16", "--pg-version 16"]),
+        ("pg16-new-syntax.sql", &["--pg-bin", s(&pg15)], 2, &["pg_input_is_valid", "written by pg_dump 16.15, newer than PostgreSQL 15", "--pg-version 16"]),
         ("slow.sql", &["--timeout", "5"], 2, &["did not finish within --timeout 5s"]),
         ("jsonb-not-object.sql", &["--metadata-rule", rule], 1, &["rule matched no rows"]),
         ("no-primary-key.sql", &[], 0, &["public.events has no primary key"]),
@@ -155,6 +155,22 @@ pub(crate) fn bad_input_matrix() {
             assert_eq!(before, tree_bytes(&path), "{file} was modified");
         }
     }
+}
+
+#[test]
+pub(crate) fn a_newer_plain_dump_is_tried_on_older_binaries_with_a_note() {
+    // pg_dump 16's plain SQL of the sample loads on PostgreSQL 15's psql: tried, and said.
+    let ctx = Ctx::new();
+    let pg15 = system_pg_bin();
+    let run = check_dump(&ctx, &fixture("ok/pg16.sql"), &["--pg-bin", s(&pg15)]);
+    run.assert_code(0);
+    run.assert_stdout("server    PostgreSQL 15.");
+    assert!(
+        run.stderr
+            .contains("written by pg_dump 16.15, newer than the PostgreSQL 15"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
