@@ -98,7 +98,9 @@ pub struct SchemaChanges {
     pub ops: Vec<PatchOperation>,
     /// Per operation, the value at its path before (`None` for an add).
     pub was: Vec<Option<Value>>,
-    /// `alembic_version` before and after (`null`: no such table).
+    /// The revision before and after, as the migration tool reads it (`null`: none known).
+    /// Set by the pipeline, which knows the tool (`pipeline::InUse::revision`); the headers'
+    /// `alembic_version` is the patch's business only.
     pub revision: (Value, Value),
     before: Value,
 }
@@ -130,11 +132,7 @@ impl SchemaChanges {
 }
 
 impl DiffSink for SchemaChanges {
-    fn header(&mut self, before: &Header, after: &Header) -> Result<()> {
-        self.revision = (
-            before.alembic_version.clone(),
-            after.alembic_version.clone(),
-        );
+    fn header(&mut self, before: &Header, _after: &Header) -> Result<()> {
         self.before = serde_json::json!({ "schema": before.schema });
         Ok(())
     }

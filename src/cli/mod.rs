@@ -126,6 +126,15 @@ pub struct MigrationsPlan {
     pub python: String,
 }
 
+/// No downgrade given, and the tool has no command of its own (Flyway, sql-files, custom).
+fn no_default_step(tool: Tool) -> Error {
+    Error::Config(format!(
+        "no downgrade given, and {} has no default one: {}",
+        tool.name(),
+        tool.no_step_hint()
+    ))
+}
+
 /// A migration step as configured: given, or the migration tool's own, known once the tool is
 /// (after the restore, when it is detected).
 #[derive(Debug, Clone)]
@@ -175,11 +184,7 @@ impl StepChoice {
             ));
         };
         let Some(command) = tool.step_command(&m.python) else {
-            return Err(Error::Config(format!(
-                "no downgrade given, and {} has no default one: {}",
-                tool.name(),
-                tool.no_step_hint()
-            )));
+            return Err(no_default_step(tool));
         };
         let mut spec = spec.clone();
         spec.command = command;
@@ -369,13 +374,7 @@ fn check_plan(
         }
         _ => match input.migrations.tool {
             // Known now: a tool without a step is refused before any work.
-            Some(tool) if tool.step_command("").is_none() => {
-                return Err(Error::Config(format!(
-                    "no downgrade given, and {} has no default one: {}",
-                    tool.name(),
-                    tool.no_step_hint()
-                )));
-            }
+            Some(tool) if tool.step_command("").is_none() => return Err(no_default_step(tool)),
             Some(_) => StepChoice::ToolDefault(command_spec(String::new(), &d, loaded)),
             // A rollback is never run by guess: the tool's own downgrade only when it is named.
             None => {

@@ -135,28 +135,28 @@ struct Selection<'a> {
 }
 
 impl Selection<'_> {
+    /// Matched by an `--exclude-table` glob.
+    fn excluded(&self, qualified: &str) -> bool {
+        self.exclude
+            .iter()
+            .any(|p| crate::tool::glob_match(p, qualified))
+    }
+
     /// The tool's bookkeeping, or excluded: never data, never data loss.
     fn ignores(&self, qualified: &str) -> bool {
         let name = qualified.rsplit_once('.').map_or(qualified, |(_, n)| n);
-        self.bookkeeping.contains(&name)
-            || self
-                .exclude
-                .iter()
-                .any(|p| crate::tool::glob_match(p, qualified))
+        self.bookkeeping.contains(&name) || self.excluded(qualified)
     }
 
     /// The chosen tables of `all`, in name order, and the wanted names that matched none.
     fn pick(&self, all: Vec<Table>) -> Result<(Vec<Table>, Vec<String>)> {
-        let excluded = |t: &Table| {
-            self.exclude
-                .iter()
-                .any(|p| crate::tool::glob_match(p, &t.name))
-        };
         // Named with --table, a bookkeeping table is read like any other.
         if self.wanted.is_empty() {
             let chosen = all
                 .into_iter()
-                .filter(|t| !self.bookkeeping.contains(&t.table.as_str()) && !excluded(t))
+                .filter(|t| {
+                    !self.bookkeeping.contains(&t.table.as_str()) && !self.excluded(&t.name)
+                })
                 .collect();
             return Ok((chosen, Vec::new()));
         }
@@ -169,7 +169,7 @@ impl Selection<'_> {
                 .collect();
             match matches.as_slice() {
                 [one] => {
-                    if !chosen.iter().any(|c| c.name == one.name) && !excluded(one) {
+                    if !chosen.iter().any(|c| c.name == one.name) && !self.excluded(&one.name) {
                         chosen.push((*one).clone());
                     }
                 }
@@ -315,7 +315,7 @@ async fn data_lost(
     server: &Server,
     before_db: &str,
     mut candidates: Vec<Loss>,
-    snapshotted: &std::collections::BTreeMap<String, diff::TableCounts>,
+    snapshotted: &BTreeMap<String, diff::TableCounts>,
     allow_lost: &[String],
     note_unused: bool,
     selection: &Selection<'_>,
@@ -325,7 +325,7 @@ async fn data_lost(
     candidates.retain(|l| !selection.ignores(&l.table));
     // A dropped table the diff read has its rows counted already; the rest are counted by
     // the server, one scan per table for all its losses.
-    let mut to_count: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    let mut to_count: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, loss) in candidates.iter_mut().enumerate() {
         match snapshotted.get(&loss.table) {
             Some(c) if loss.column.is_none() && c.dropped => loss.count = c.rows_before,

@@ -282,12 +282,14 @@ pub async fn detect_tools(client: &Client) -> Result<Vec<crate::tool::Tool>> {
         "SELECT c.relname, EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
                  AND a.attname = 'dirty' AND NOT a.attisdropped)
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.relkind IN ('r', 'p') AND {USER_NAMESPACE}
-            AND c.relname IN ('alembic_version', 'django_migrations', '_sqlx_migrations',
-                              'flyway_schema_history', 'schema_migrations', 'ar_internal_metadata')"
+          WHERE c.relkind IN ('r', 'p') AND {USER_NAMESPACE} AND c.relname = ANY($1)"
     );
+    let names: Vec<&str> = Tool::DETECTABLE
+        .iter()
+        .flat_map(|t| t.bookkeeping().iter().copied())
+        .collect();
     let rows = client
-        .query(&sql, &[])
+        .query(&sql, &[&names])
         .await
         .map_err(|e| query_error("bookkeeping tables", e))?;
     let has = |name: &str| rows.iter().any(|r| r.get::<_, &str>(0) == name);
@@ -308,19 +310,9 @@ pub async fn detect_tools(client: &Client) -> Result<Vec<crate::tool::Tool>> {
 }
 
 async fn alembic_version(client: &Client) -> Result<Value> {
-    let sql = format!(
-        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.relname = 'alembic_version' AND c.relkind = 'r' AND {USER_NAMESPACE}
-          ORDER BY n.nspname = 'public' DESC, n.nspname LIMIT 1"
-    );
-    let found = client
-        .query_opt(&sql, &[])
-        .await
-        .map_err(|e| query_error("alembic_version", e))?;
-    let Some(row) = found else {
+    let Some(schema) = schema_of(client, "alembic_version").await? else {
         return Ok(Value::Null);
     };
-    let schema: String = row.get(0);
     let sql = format!(
         "SELECT version_num::text FROM {}.alembic_version ORDER BY version_num::text COLLATE \"C\"",
         quote_ident(&schema)
@@ -493,12 +485,17 @@ fn insert_at(root: &mut Value, path: &[String], value: Value) {
 /// (`ALTER TYPE ... RENAME VALUE`) without writing a row. The `""` entry is database-wide:
 /// extension versions and the database's settings, whose change can also alter how values
 /// read. `None` when the counters cannot be trusted: before PostgreSQL 15 (a stats collector
-/// that may drop messages and lags), or with `track_counts` off. README "Untouched tables".
+/// that may drop messages and lags), with `track_counts` off, or while another session is
+/// connected (a lingering one may hold writes it has not yet counted). README "Untouched
+/// tables".
 pub async fn table_marks(client: &Client) -> Result<Option<BTreeMap<String, String>>> {
     let ok: bool = client
         .query_one(
             "SELECT current_setting('server_version_num')::int >= 150000
-                    AND current_setting('track_counts')::bool",
+                    AND current_setting('track_counts')::bool
+                    AND NOT EXISTS (SELECT 1 FROM pg_stat_activity
+                                     WHERE datname = current_database()
+                                       AND pid <> pg_backend_pid())",
             &[],
         )
         .await
