@@ -24,7 +24,7 @@ pub enum Error {
     Binaries(String),
 
     /// The embedded server could not be set up, started or queried.
-    #[error("embedded PostgreSQL: {0}")]
+    #[error("PostgreSQL: {0}")]
     Server(String),
 
     /// The dump was readable but restoring it failed.
@@ -49,12 +49,12 @@ pub enum Error {
     Run(String),
 
     /// The run was stopped by a signal; everything it started has been cleaned up.
-    #[error("interrupted by {0}; the embedded server was stopped and its files removed")]
+    #[error("interrupted by {0}; what this run created (server, files, databases) was removed")]
     Interrupted(&'static str),
 
     /// `--timeout` ran out; everything was stopped and cleaned up.
     #[error(
-        "did not finish within --timeout {0}s; the embedded server was stopped and its files removed"
+        "did not finish within --timeout {0}s; what this run created (server, files, databases) was removed"
     )]
     TimedOut(u64),
 

@@ -128,6 +128,10 @@ pub async fn run(cli: Cli) -> Result<Verdict> {
             }
             Ok(Verdict::Proven)
         }
+        Cmd::Clean(args) => {
+            let limit = globals.timeout.map(Duration::from_secs);
+            within(limit, pipeline::clean(&args.server, args.dry_run)).await
+        }
         Cmd::Diff(args) => {
             if globals.redact {
                 redact::enable();

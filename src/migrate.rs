@@ -19,7 +19,7 @@ use tokio::process::Command;
 
 use crate::error::{Error, Result, db_message, tail};
 use crate::process::{self, RunError};
-use crate::server::{OWNER_ROLE, Server};
+use crate::server::Server;
 
 #[derive(Debug, Clone)]
 pub enum Step {
@@ -203,7 +203,7 @@ pub async fn run_judged(
     let conn = if superuser {
         server.conn().clone()
     } else {
-        server.conn().as_user(OWNER_ROLE)
+        server.owner_conn().clone()
     };
     let mut cmd = match step {
         Step::Sql(files) => {
@@ -365,12 +365,12 @@ struct Watch {
 
 impl Watch {
     async fn start(server: &Server, dbname: &str) -> Result<Watch> {
-        let counter = if server.binaries.major >= 14 {
+        let counter = if server.major() >= 14 {
             "sessions"
         } else {
             "xact_commit + xact_rollback"
         };
-        let lag = if server.binaries.major >= 15 {
+        let lag = if server.major() >= 15 {
             Duration::ZERO
         } else {
             Duration::from_millis(700)

@@ -186,6 +186,8 @@ pub(super) struct PostgresConfig {
     pub(super) offline: Option<bool>,
     pub(super) work_dir: Option<PathBuf>,
     pub(super) download_timeout: Option<u64>,
+    /// An existing server to work on instead of an embedded one (`--server`).
+    pub(super) server: Option<String>,
 }
 
 // ------------------------------------------------------------------------------- layering
@@ -311,6 +313,7 @@ impl Over for PostgresConfig {
             offline: self.offline.or(lower.offline),
             work_dir: self.work_dir.or(lower.work_dir),
             download_timeout: self.download_timeout.or(lower.download_timeout),
+            server: self.server.or(lower.server),
         }
     }
 }

@@ -55,6 +55,19 @@ pub enum Cmd {
     Accept(BaselineArgs),
     /// Reject pending baselines: each BASELINE.new is deleted.
     Reject(BaselineArgs),
+    /// List and drop what runs that are gone left on --server (databases and roles named
+    /// pgsnapdiff_run_*, marked as pgsnapdiff's); a run still going is never touched.
+    Clean(CleanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// The server: postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
+    #[arg(long, value_name = "URL", env = "PGSNAPDIFF_SERVER")]
+    pub server: String,
+    /// Only list what would be dropped.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -325,6 +338,12 @@ pub struct InputArgs {
     /// Directory for the throwaway cluster [default: /dev/shm when it has room, else the system temp dir].
     #[arg(long, value_name = "DIR", env = "PGSNAPDIFF_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Work on this existing PostgreSQL server instead of an embedded one:
+    /// postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE; the role needs CREATEDB (and
+    /// CREATEROLE for an unprivileged owner role). Only databases and a role of its own,
+    /// named pgsnapdiff_run_*, are created there, and dropped at the end.
+    #[arg(long, value_name = "URL", env = "PGSNAPDIFF_SERVER")]
+    pub server: Option<String>,
 }
 
 /// The flags that apply to every command.
@@ -376,6 +395,7 @@ impl InputArgs {
                 offline: self.offline,
                 work_dir: self.work_dir.clone(),
                 download_timeout: None,
+                server: self.server.clone(),
             }),
             ..FileConfig::default()
         }

@@ -227,6 +227,7 @@ fn run_settings(c: &FileConfig, globals: &Globals) -> RunSettings {
         server: ServerOptions {
             work_dir: pg.work_dir,
             space_needed: 0,
+            external: pg.server,
         },
     }
 }

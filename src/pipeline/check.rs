@@ -10,9 +10,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{
-    BEFORE_DB, InUse, Marks, ORIGINAL_DB, Selection, WORK_DB, audit_inputs, boot, copy_database,
-    data_lost, describe_step, diff_databases, dump_fact, restore_work, server_fact, settle_tool,
-    tables_after, tables_of, warn_keyless,
+    InUse, Marks, Selection, audit_inputs, boot, data_lost, describe_step, diff_databases,
+    dump_fact, restore_work, server_fact, settle_tool, tables_after, tables_of, warn_keyless,
 };
 use crate::atomic::AtomicFile;
 use crate::baseline::{self, AfterSnapshot, Redacting};
@@ -149,20 +148,24 @@ async fn run_case(
         .filter(|rt| rt.direction == RoundTripDirection::UpFirst);
     if let Some(rt) = up_first {
         let started = Instant::now();
-        copy_database(server, WORK_DB, ORIGINAL_DB).await?;
+        server
+            .copy_database(server.work_db(), server.original_db())
+            .await?;
         progress(format!("running upgrade {}", rt.upgrade.describe()));
         let opts = RunOptions {
             kind: Kind::Upgrade,
             timeout: plan.downgrade_timeout,
             superuser: plan.downgrade_superuser,
         };
-        migrate::run(server, WORK_DB, &rt.upgrade, opts).await?;
+        migrate::run(server, server.work_db(), &rt.upgrade, opts).await?;
         phases.push(("upgrade", started.elapsed()));
     }
-    let (before_tables, missing) = tables_of(server, WORK_DB, &selection).await?;
+    let (before_tables, missing) = tables_of(server, server.work_db(), &selection).await?;
     warn_keyless(&before_tables);
     let started = Instant::now();
-    copy_database(server, WORK_DB, BEFORE_DB).await?;
+    server
+        .copy_database(server.work_db(), server.before_db())
+        .await?;
     let marks = Marks::take(server, plan.downgrade_superuser).await?;
     phases.push(("copy", started.elapsed()));
 
@@ -173,15 +176,15 @@ async fn run_case(
         timeout: plan.downgrade_timeout,
         superuser: plan.downgrade_superuser,
     };
-    let downgrade_output = migrate::run(server, WORK_DB, &downgrade, opts).await?;
+    let downgrade_output = migrate::run(server, server.work_db(), &downgrade, opts).await?;
     crate::console::detail(&downgrade_output);
     phases.push(("downgrade", started.elapsed()));
 
     let started = Instant::now();
     progress("diffing before → after");
-    let after_tables = tables_after(server, WORK_DB, &selection).await?;
+    let after_tables = tables_after(server, server.work_db(), &selection).await?;
     selection
-        .require(&missing, &after_tables, server, WORK_DB)
+        .require(&missing, &after_tables, server, server.work_db())
         .await?;
     let settled = marks.settled(
         &Marks::take(server, plan.downgrade_superuser).await?,
@@ -201,8 +204,8 @@ async fn run_case(
         .collect();
     let mut after_state = (!plan.after.is_empty()).then(|| AfterState::new(&plan.after));
     let revision = (
-        in_use.revision(server, BEFORE_DB).await?,
-        in_use.revision(server, WORK_DB).await?,
+        in_use.revision(server, server.before_db()).await?,
+        in_use.revision(server, server.work_db()).await?,
     );
     let mut new_shape = plan.new_shape.map(NewShape::new);
     let mut schema = SchemaChanges::default();
@@ -232,7 +235,10 @@ async fn run_case(
         sinks.extend(after_state.iter_mut().map(|a| a as &mut dyn DiffSink));
         sinks.extend(new_shape.iter_mut().map(|a| a as &mut dyn DiffSink));
         sinks.extend(after_snapshot.iter_mut().map(|a| a as &mut dyn DiffSink));
-        let (before, after) = ((BEFORE_DB, before_tables), (WORK_DB, after_tables));
+        let (before, after) = (
+            (server.before_db(), before_tables),
+            (server.work_db(), after_tables),
+        );
         diff_databases(server, before, after, settled, &mut Tee(sinks)).await?
     };
     if let Some(w) = writer {
@@ -260,7 +266,7 @@ async fn run_case(
     results.push(rows_preserved.finish());
     let (losses, lost) = data_lost(
         server,
-        BEFORE_DB,
+        server.before_db(),
         schema_loss.candidates,
         &summary.tables,
         &plan.allow_lost,
@@ -285,11 +291,14 @@ async fn run_case(
     if let Some(rt) = up_first {
         let started = Instant::now();
         progress("diffing original → after (round trip)");
-        let (original_tables, _) = tables_of(server, ORIGINAL_DB, &selection).await?;
-        let after_tables = tables_after(server, WORK_DB, &selection).await?;
+        let (original_tables, _) = tables_of(server, server.original_db(), &selection).await?;
+        let after_tables = tables_after(server, server.work_db(), &selection).await?;
         let name = "round trip: after upgrade + downgrade the data equals the original";
         let mut roundtrip = RoundTrip::new(name, &rt.ignore, &plan.volatile);
-        let (original, after) = ((ORIGINAL_DB, original_tables), (WORK_DB, after_tables));
+        let (original, after) = (
+            (server.original_db(), original_tables),
+            (server.work_db(), after_tables),
+        );
         diff_databases(server, original, after, Default::default(), &mut roundtrip).await?;
         results.push(roundtrip.finish());
         phases.push(("round trip", started.elapsed()));
@@ -312,15 +321,18 @@ async fn run_case(
         };
         let name = "round trip: after downgrade + upgrade the data equals the dump's";
         let mut roundtrip = RoundTrip::new(name, &rt.ignore, &plan.volatile);
-        match migrate::run_judged(server, WORK_DB, &rt.upgrade, opts).await? {
+        match migrate::run_judged(server, server.work_db(), &rt.upgrade, opts).await? {
             // The migration cannot go forward again from where the downgrade left it: the
             // round trip's finding, not a tool error.
             Ran::Failed(e) => roundtrip.failed(&e.to_string())?,
             Ran::Done(_) => {
                 progress("diffing before → downgraded and upgraded again (round trip)");
-                let (before_tables, _) = tables_of(server, BEFORE_DB, &selection).await?;
-                let again_tables = tables_after(server, WORK_DB, &selection).await?;
-                let (before, again) = ((BEFORE_DB, before_tables), (WORK_DB, again_tables));
+                let (before_tables, _) = tables_of(server, server.before_db(), &selection).await?;
+                let again_tables = tables_after(server, server.work_db(), &selection).await?;
+                let (before, again) = (
+                    (server.before_db(), before_tables),
+                    (server.work_db(), again_tables),
+                );
                 diff_databases(server, before, again, Default::default(), &mut roundtrip).await?;
             }
         }

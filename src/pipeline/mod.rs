@@ -21,26 +21,29 @@ use crate::migrate::Step;
 use crate::report::audit::Input;
 use crate::report::{PatchWriter, secs};
 use crate::restore::{self, Dump};
-use crate::server::{OWNER_ROLE, Server};
+use crate::server::Server;
 use crate::snapshot::db::{self, DbSource, Table};
 use crate::snapshot::file::{FileSource, write_source};
 use crate::tool::Tool;
 
-/// The database the dump is restored into and the downgrade runs on.
-const WORK_DB: &str = "pgsnapdiff";
-/// The untouched copy of the state the downgrade starts from.
-const BEFORE_DB: &str = "pgsnapdiff_before";
-/// Round trip only: the restored state before the upgrade.
-const ORIGINAL_DB: &str = "pgsnapdiff_original";
-
-/// Find binaries for the dumps (the newest pg_dump decides), and boot.
+/// Find binaries for the dumps (the newest pg_dump decides), and boot; or, with `--server`,
+/// attach to that server (binaries then only for the client tools, of its major if here).
 async fn boot(
     run: &RunSettings,
     dumps: &[Dump],
     phases: &mut Vec<(&'static str, Duration)>,
 ) -> Result<Server> {
+    let started = Instant::now();
+    let probe = match &run.server.external {
+        Some(url) => Some(crate::server::external::probe(url).await?),
+        None => None,
+    };
     let mut opts = run.binaries.clone();
-    opts.dump_major = dumps.iter().filter_map(Dump::pg_dump_major).max();
+    opts.dump_major = dumps
+        .iter()
+        .filter_map(Dump::pg_dump_major)
+        .chain(probe.as_ref().map(|p| p.major))
+        .max();
     opts.min_major = dumps
         .iter()
         .filter(|d| !d.is_plain())
@@ -50,7 +53,19 @@ async fn boot(
     for dump in dumps {
         restore::check_compatible(dump, &bins)?;
     }
-    let started = Instant::now();
+    if let Some(probe) = probe {
+        progress(format!(
+            "using PostgreSQL {} at {} as {} (client tools {}, {})",
+            probe.version,
+            probe.display,
+            probe.conn.user,
+            bins.version,
+            bins.bin_dir.display()
+        ));
+        let server = Server::attach(probe, bins).await?;
+        phases.push(("boot", started.elapsed()));
+        return Ok(server);
+    }
     progress(format!(
         "starting PostgreSQL {} ({}, {})",
         bins.version,
@@ -64,7 +79,7 @@ async fn boot(
     Ok(server)
 }
 
-/// A fresh `WORK_DB` (an earlier case's databases dropped) with the dump restored into it.
+/// A fresh working database (an earlier case's databases dropped) with the dump restored into it.
 async fn restore_work(
     server: &Server,
     dump: &Dump,
@@ -76,34 +91,23 @@ async fn restore_work(
         dump.path.display(),
         dump.format.name()
     ));
-    drop_databases(server, &[WORK_DB, BEFORE_DB, ORIGINAL_DB]).await?;
-    server
-        .admin()
-        .await?
-        .batch_execute(&format!(
-            "CREATE DATABASE {WORK_DB} OWNER {OWNER_ROLE} TEMPLATE template0"
-        ))
-        .await
-        .context("creating database")?;
-    restore::restore(server, dump, WORK_DB).await?;
+    server.create_work_db().await?;
+    restore::restore(server, dump, server.work_db()).await?;
     phases.push(("restore", started.elapsed()));
     Ok(())
 }
 
-/// Drop these databases if they exist (an earlier case's or step's).
-async fn drop_databases(server: &Server, names: &[&str]) -> Result<()> {
-    let admin = server.admin().await?;
-    for db in names {
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
-            .await
-            .context(format!("dropping database {db}"))?;
-    }
-    Ok(())
-}
-
-/// The server for reports: version, where the binaries came from, their directory.
+/// The server for reports: version, where the binaries came from, their directory; or the
+/// external server's URL (no password).
 fn server_fact(server: &Server) -> String {
+    if let Some(url) = server.external() {
+        return format!(
+            "PostgreSQL {} at {url} (client tools {}, {})",
+            server.major(),
+            server.binaries.version,
+            server.binaries.bin_dir.display()
+        );
+    }
     format!(
         "PostgreSQL {} ({}, {})",
         server.binaries.version,
@@ -112,7 +116,7 @@ fn server_fact(server: &Server) -> String {
     )
 }
 
-/// Inspect the dump, find binaries for it, boot, restore into `WORK_DB`.
+/// Inspect the dump, find binaries for it, boot, restore into the working database.
 async fn boot_and_restore(
     run: &RunSettings,
     input: &InputPlan,
@@ -228,23 +232,6 @@ fn warn_keyless(tables: &[Table]) {
     }
 }
 
-/// `CREATE DATABASE copy TEMPLATE source`: a file-level copy of a database nobody is using.
-async fn copy_database(server: &Server, source: &str, copy: &str) -> Result<()> {
-    let strategy = if server.binaries.major >= 15 {
-        " STRATEGY FILE_COPY"
-    } else {
-        ""
-    };
-    server
-        .admin()
-        .await?
-        .batch_execute(&format!(
-            "CREATE DATABASE {copy} TEMPLATE {source}{strategy}"
-        ))
-        .await
-        .context(format!("copying database {source}"))
-}
-
 /// Diff two databases of the server (their chosen tables) into `sink`; the `settled` tables
 /// (see `Marks`) are counted, not read, unless a sink wants their rows.
 async fn diff_databases(
@@ -276,7 +263,7 @@ impl Marks {
         if superuser {
             return Ok(Marks(None));
         }
-        let client = server.connect(WORK_DB).await?;
+        let client = server.connect(server.work_db()).await?;
         Ok(Marks(db::table_marks(&client).await?))
     }
 
@@ -420,14 +407,14 @@ impl InUse<'_> {
     /// The database's revision, read as the owner role (a dump's functions never run with
     /// superuser rights) in a read-only transaction.
     async fn revision(&self, server: &Server, dbname: &str) -> Result<serde_json::Value> {
-        let client = server.connect_as(dbname, OWNER_ROLE).await?;
+        let client = server.connect_owner(dbname).await?;
         db::revision(&client, &self.source()).await
     }
 }
 
 /// Settle the migration tool on the restored working database, saying what was found.
 async fn settle_tool<'a>(server: &Server, plan: &'a MigrationsPlan) -> Result<InUse<'a>> {
-    let client = server.connect(WORK_DB).await?;
+    let client = server.connect(server.work_db()).await?;
     let found = db::detect_tools(&client).await?;
     drop(client);
     let tool = match plan.tool {
@@ -511,6 +498,46 @@ fn dump_fact(dump: &Dump) -> String {
     )
 }
 
+/// `pgsnapdiff clean --server URL`: one stdout line per run found there (removed, would be
+/// removed, or still running and left alone); an error when something could not be dropped.
+pub async fn clean(url: &str, dry_run: bool) -> Result<Verdict> {
+    let runs = crate::server::external::clean(url, dry_run).await?;
+    let shown = crate::server::external::display_url(url);
+    let mut out = std::io::stdout().lock();
+    if runs.is_empty() {
+        writeln!(out, "nothing of pgsnapdiff's on {shown}").context("writing to stdout")?;
+        return Ok(Verdict::Proven);
+    }
+    let mut failed = Vec::new();
+    for (run, problem) in &runs {
+        let objects = run
+            .databases
+            .iter()
+            .map(|d| format!("database {d}"))
+            .chain(run.roles.iter().map(|r| format!("role {r}")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let what = match problem {
+            _ if run.live => "still running, left alone:",
+            _ if dry_run => "would remove",
+            None => "removed",
+            Some(p) => {
+                failed.push(format!("run {}: {p}", run.id));
+                "could not remove all of"
+            }
+        };
+        writeln!(out, "run {}: {what} {objects}", run.id).context("writing to stdout")?;
+    }
+    if failed.is_empty() {
+        Ok(Verdict::Proven)
+    } else {
+        Err(Error::Server(format!(
+            "on {shown}, {}; the role in --server must own these objects or be a member of their owner",
+            failed.join("; ")
+        )))
+    }
+}
+
 pub async fn snapshot(plan: &SnapshotPlan) -> Result<()> {
     let mut phases = Vec::new();
     let (dump, server) = boot_and_restore(&plan.run, &plan.input, &mut phases).await?;
@@ -522,10 +549,10 @@ pub async fn snapshot(plan: &SnapshotPlan) -> Result<()> {
         bookkeeping: in_use.bookkeeping(),
         dump: &dump.path,
     };
-    let client = server.connect(WORK_DB).await?;
+    let client = server.connect(server.work_db()).await?;
     let (tables, missing) = selection.pick(db::tables(&client).await?)?;
     selection
-        .require(&missing, &tables, &server, WORK_DB)
+        .require(&missing, &tables, &server, server.work_db())
         .await?;
     warn_keyless(&tables);
     let mut source = DbSource::new(&client, tables);

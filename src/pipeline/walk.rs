@@ -2,14 +2,13 @@
 //! repeated until the target revision → report.
 //!
 //! The before-state of each step is the after-state of the previous one: the working database
-//! is restored once and only ever moved down; `BEFORE_DB` is re-copied from it before each step.
+//! is restored once and only ever moved down; `server.before_db()` is re-copied from it before each step.
 
 use std::time::{Instant, SystemTime};
 
 use super::{
-    BEFORE_DB, InUse, Marks, Selection, WORK_DB, audit_inputs, boot_and_restore, copy_database,
-    data_lost, describe_step, diff_databases, drop_databases, dump_fact, server_fact, settle_tool,
-    tables_after, tables_of,
+    InUse, Marks, Selection, audit_inputs, boot_and_restore, data_lost, describe_step,
+    diff_databases, dump_fact, server_fact, settle_tool, tables_after, tables_of,
 };
 use crate::cli::WalkPlan;
 use crate::console::{note, progress};
@@ -66,7 +65,12 @@ impl Walker<'_> {
 
     /// The working database's revision as a list (empty: the tool's base, or none known).
     async fn revision(&self) -> Result<Vec<String>> {
-        Ok(as_list(&self.in_use.revision(self.server, WORK_DB).await?))
+        Ok(as_list(
+            &self
+                .in_use
+                .revision(self.server, self.server.work_db())
+                .await?,
+        ))
     }
 }
 
@@ -74,9 +78,11 @@ impl Walker<'_> {
 async fn step(w: &Walker<'_>, number: usize, from: Vec<String>) -> Result<WalkStep> {
     let (server, plan) = (w.server, w.plan);
     let started = Instant::now();
-    drop_databases(server, &[BEFORE_DB]).await?;
-    let (before_tables, missing) = tables_of(server, WORK_DB, &w.selection).await?;
-    copy_database(server, WORK_DB, BEFORE_DB).await?;
+    server.drop_databases(&[server.before_db()]).await?;
+    let (before_tables, missing) = tables_of(server, server.work_db(), &w.selection).await?;
+    server
+        .copy_database(server.work_db(), server.before_db())
+        .await?;
     let marks = Marks::take(server, plan.superuser).await?;
     progress(format!(
         "step {number}: {} from revision {}",
@@ -88,7 +94,7 @@ async fn step(w: &Walker<'_>, number: usize, from: Vec<String>) -> Result<WalkSt
         timeout: plan.step_timeout,
         superuser: plan.superuser,
     };
-    let output = migrate::run(server, WORK_DB, &w.step, opts)
+    let output = migrate::run(server, server.work_db(), &w.step, opts)
         .await
         .map_err(|e| {
             e.in_step(&format!(
@@ -128,12 +134,12 @@ async fn step(w: &Walker<'_>, number: usize, from: Vec<String>) -> Result<WalkSt
     }
 
     let started = Instant::now();
-    let after_tables = tables_after(server, WORK_DB, &w.selection).await?;
+    let after_tables = tables_after(server, server.work_db(), &w.selection).await?;
     if number == 1 {
         // A wanted table on neither side of the first step is a typo; later, one that an
         // earlier step dropped is simply gone (that step reported it dropped).
         w.selection
-            .require(&missing, &after_tables, server, WORK_DB)
+            .require(&missing, &after_tables, server, server.work_db())
             .await?;
     }
     let settled = marks.settled(
@@ -149,12 +155,15 @@ async fn step(w: &Walker<'_>, number: usize, from: Vec<String>) -> Result<WalkSt
         let mut sinks: Vec<&mut dyn DiffSink> =
             vec![&mut rows_preserved, &mut schema, &mut schema_loss];
         sinks.extend(new_shape.iter_mut().map(|n| n as &mut dyn DiffSink));
-        let (before, after) = ((BEFORE_DB, before_tables), (WORK_DB, after_tables));
+        let (before, after) = (
+            (server.before_db(), before_tables),
+            (server.work_db(), after_tables),
+        );
         diff_databases(server, before, after, settled, &mut Tee(sinks)).await?
     };
     let (losses, lost) = data_lost(
         server,
-        BEFORE_DB,
+        server.before_db(),
         schema_loss.candidates,
         &summary.tables,
         &plan.allow_lost,
@@ -186,7 +195,7 @@ pub async fn walk(plan: &WalkPlan) -> Result<Verdict> {
     let mut phases = Vec::new();
     let (dump, server) = boot_and_restore(&plan.run, &plan.input, &mut phases).await?;
     let in_use = settle_tool(&server, &plan.input.migrations).await?;
-    let start = as_list(&in_use.revision(&server, WORK_DB).await?);
+    let start = as_list(&in_use.revision(&server, server.work_db()).await?);
     if start.is_empty() && plan.to != "base" {
         return Err(Error::Config(format!(
             "{}: no revision found (no migration tool's bookkeeping table, or it is empty); name the tool with --tool, or pass --revision-sql",

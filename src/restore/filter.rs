@@ -33,6 +33,8 @@ pub(super) struct Restricted<R> {
     buf: Vec<u8>,
     pos: usize,
     copy: CopyData,
+    /// Blank ownership and privilege statements too (`without_ownership`).
+    no_owner: bool,
 }
 
 impl<R: BufRead> Restricted<R> {
@@ -42,8 +44,31 @@ impl<R: BufRead> Restricted<R> {
             buf: format!("\\restrict {key}\n").into_bytes(),
             pos: 0,
             copy: CopyData::default(),
+            no_owner: false,
         }
     }
+
+    /// Also blank the dump's `ALTER ... OWNER TO`, `GRANT`, `REVOKE` and `ALTER DEFAULT
+    /// PRIVILEGES` statements (pg_dump writes each on one line), the plain-dump equivalent of
+    /// pg_restore's --no-owner --no-privileges: on a server that is not ours, the roles they
+    /// name are not created.
+    pub(super) fn without_ownership(mut self, yes: bool) -> Self {
+        self.no_owner = yes;
+        self
+    }
+}
+
+/// A one-line ownership or privilege statement, as pg_dump writes them.
+fn is_ownership(line: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return false;
+    };
+    let text = text.trim_end();
+    text.ends_with(';')
+        && ((text.starts_with("ALTER ") && text.contains(" OWNER TO "))
+            || text.starts_with("GRANT ")
+            || text.starts_with("REVOKE ")
+            || text.starts_with("ALTER DEFAULT PRIVILEGES "))
 }
 
 impl<R: BufRead> Read for Restricted<R> {
@@ -56,7 +81,9 @@ impl<R: BufRead> Read for Restricted<R> {
             }
             let line = &self.buf;
             if self.copy.is_sql(line)
-                && (line.starts_with(b"\\restrict") || line.starts_with(b"\\unrestrict"))
+                && (line.starts_with(b"\\restrict")
+                    || line.starts_with(b"\\unrestrict")
+                    || (self.no_owner && is_ownership(line)))
             {
                 self.buf.clear();
                 self.buf.push(b'\n');
@@ -133,6 +160,20 @@ mod tests {
             // The meta-command `\! id` stays for psql to refuse (it is restricted); COPY data,
             // even one that looks like `\unrestrict`, is data.
             "\\restrict KEY\n\nSELECT 1;\n\n\\! id\nCOPY public.t (a) FROM stdin;\n\\unrestrict x\n\\.\n\n"
+        );
+    }
+
+    #[test]
+    fn without_ownership_blanks_owner_and_privilege_statements_but_never_data() {
+        let dump = "CREATE TABLE public.t (a int);\nALTER TABLE public.t OWNER TO app;\nGRANT SELECT ON TABLE public.t TO reporting;\nREVOKE ALL ON SCHEMA public FROM PUBLIC;\nALTER DEFAULT PRIVILEGES FOR ROLE app GRANT SELECT ON TABLES TO reporting;\nCOPY public.t (a) FROM stdin;\nGRANT ALL ON x TO y;\n\\.\nALTER TABLE public.t ADD COLUMN b int;\n";
+        let mut out = String::new();
+        Restricted::new(std::io::Cursor::new(dump), "K".into())
+            .without_ownership(true)
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(
+            out,
+            "\\restrict K\nCREATE TABLE public.t (a int);\n\n\n\n\nCOPY public.t (a) FROM stdin;\nGRANT ALL ON x TO y;\n\\.\nALTER TABLE public.t ADD COLUMN b int;\n"
         );
     }
 

@@ -31,14 +31,21 @@ use crate::server::{Binaries, OWNER_ROLE, Server, random_password};
 /// Restore `dump` into the (existing, empty) database `dbname`, owned by `OWNER_ROLE`.
 pub async fn restore(server: &Server, dump: &Dump, dbname: &str) -> Result<()> {
     let bins = &server.binaries;
-    let conn = server.conn().as_user(OWNER_ROLE);
+    let conn = server.owner_conn();
     let (mut cmd, stdin): (Command, Option<Box<dyn Read + Send>>) = match dump.format {
         Format::Plain { gzip } => {
-            create_referenced_roles(server, dump, dbname).await?;
+            // Roles are cluster-wide: on a server that is not ours, none is created, and the
+            // dump's ownership and privileges are left out, as pg_restore --no-owner
+            // --no-privileges does for archives.
+            let external = server.external().is_some();
+            if !external {
+                create_referenced_roles(server, dump, dbname).await?;
+            }
             let mut cmd = Command::new(bins.tool("psql"));
             cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"]);
             cmd.args(["-d", &conn.conninfo(dbname), "-f", "-"]);
-            let reader = Restricted::new(plain_reader(dump, gzip)?, random_password());
+            let reader = Restricted::new(plain_reader(dump, gzip)?, random_password())
+                .without_ownership(external);
             (cmd, Some(Box::new(reader) as Box<dyn Read + Send>))
         }
         Format::Custom | Format::Directory | Format::Tar => {

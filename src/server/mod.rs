@@ -32,6 +32,7 @@ use crate::error::{Context, Error, Result, db_message};
 
 mod binaries;
 mod cluster;
+pub mod external;
 
 pub use binaries::{Binaries, BinaryOptions, cache_dir, resolve_binaries};
 use cluster::*;
@@ -89,7 +90,10 @@ impl ConnInfo {
     pub fn conninfo(&self, dbname: &str) -> String {
         format!(
             "host={} port={} user={} dbname={}",
-            self.host, self.port, self.user, dbname
+            kv_quote(&self.host),
+            self.port,
+            kv_quote(&self.user),
+            kv_quote(dbname)
         )
     }
 
@@ -104,13 +108,46 @@ impl ConnInfo {
         ]
     }
 
-    /// `scheme://user:password@host:port/dbname`. The password is alphanumeric: no escaping.
+    /// `scheme://user:password@host:port/dbname`, each part percent-encoded (an external
+    /// server's role and password may hold any character; a socket directory is a host too).
     pub fn url(&self, scheme: &str, dbname: &str) -> String {
+        let auth = if self.password.is_empty() {
+            url_encode(&self.user)
+        } else {
+            format!("{}:{}", url_encode(&self.user), url_encode(&self.password))
+        };
         format!(
-            "{scheme}://{}:{}@{}:{}/{dbname}",
-            self.user, self.password, self.host, self.port
+            "{scheme}://{auth}@{}:{}/{}",
+            url_encode(&self.host),
+            self.port,
+            url_encode(dbname)
         )
     }
+}
+
+/// A libpq keyword value: bare when it is plain, else single-quoted with `\` and `'` escaped.
+fn kv_quote(value: &str) -> String {
+    if !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c))
+    {
+        return value.to_string();
+    }
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// Percent-encoding of everything but RFC 3986's unreserved characters.
+fn url_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -119,18 +156,53 @@ pub struct ServerOptions {
     pub work_dir: Option<PathBuf>,
     /// Bytes the cluster may need (an estimate from the dump's size).
     pub space_needed: u64,
+    /// `--server`: an existing server's URL, used instead of an embedded one.
+    pub external: Option<String>,
 }
 
-/// A running throwaway PostgreSQL.
+/// The databases of a run: the working one (the dump restored, the downgrade run), the
+/// before-copy and the round trip's original. Fixed names on the embedded server; on an
+/// external one, named after the run (`external::PREFIX`).
+#[derive(Debug, Clone)]
+struct Names {
+    work: String,
+    before: String,
+    original: String,
+}
+
+/// The server a run works on: a throwaway PostgreSQL of its own, or an existing one
+/// (`--server`) on which it creates and drops only its own databases and role.
 pub struct Server {
-    /// The run's one administrative connection (to `postgres`): database copies and drops,
-    /// activity readings. Opened on first use.
+    /// The run's one administrative connection (to `postgres`, or `--server`'s database):
+    /// database copies and drops, activity readings. On an external server it holds the run's
+    /// advisory lock.
     admin: tokio::sync::OnceCell<tokio_postgres::Client>,
-    child: Option<Child>,
+    /// The administrative role: the embedded superuser, or `--server`'s role.
     conn: ConnInfo,
+    /// The role untrusted work (restore, downgrade) runs as.
+    owner: ConnInfo,
+    names: Names,
+    /// The server's major version (an external server's may differ from the binaries').
+    major: u32,
+    /// Whether `conn`'s role is a superuser.
+    superuser: bool,
     pub binaries: Binaries,
-    /// Declared last: removed after the postmaster has stopped.
-    dir: tempfile::TempDir,
+    /// Declared last: an embedded server's dir is removed after the postmaster has stopped.
+    kind: Kind,
+}
+
+enum Kind {
+    Embedded {
+        child: Option<Child>,
+        dir: tempfile::TempDir,
+    },
+    External {
+        /// `--server` without its password, for messages.
+        display: String,
+        maintenance: String,
+        /// The owner role, when this run created it (else the owner is `conn`'s role).
+        created_role: Option<String>,
+    },
 }
 
 /// 32 random alphanumeric characters: passwords, psql's \restrict key.
@@ -193,17 +265,25 @@ impl Server {
         }
         let password = random_password();
 
+        let conn = ConnInfo {
+            host: "127.0.0.1".into(),
+            port: 0,
+            user: SUPERUSER.into(),
+            password,
+        };
         let mut server = Server {
             admin: tokio::sync::OnceCell::new(),
-            child: None,
-            conn: ConnInfo {
-                host: "127.0.0.1".into(),
-                port: 0,
-                user: SUPERUSER.into(),
-                password,
+            owner: conn.as_user(OWNER_ROLE),
+            conn,
+            names: Names {
+                work: "pgsnapdiff".into(),
+                before: "pgsnapdiff_before".into(),
+                original: "pgsnapdiff_original".into(),
             },
+            major: binaries.major,
+            superuser: true,
             binaries,
-            dir,
+            kind: Kind::Embedded { child: None, dir },
         };
         // The port is free when probed but may be taken before postgres binds it: retry.
         let mut last = String::new();
@@ -226,13 +306,17 @@ impl Server {
         sockets: &Path,
     ) -> std::result::Result<(), StartError> {
         let port = free_port().map_err(StartError::Fatal)?;
-        let log_path = self.dir.path().join("server.log");
+        let Kind::Embedded { dir, .. } = &self.kind else {
+            unreachable!("only an embedded server is spawned");
+        };
+        let dir = dir.path().to_path_buf();
+        let log_path = dir.join("server.log");
         let log = fs::File::create(&log_path)
             .map_err(|e| StartError::Fatal(Error::io("creating server log", e)))?;
         let log_err = log
             .try_clone()
             .map_err(|e| StartError::Fatal(Error::io("server log", e)))?;
-        let mut cmd = server_command(self.binaries.tool("postgres"), user, self.dir.path());
+        let mut cmd = server_command(self.binaries.tool("postgres"), user, &dir);
         cmd.arg("-D").arg(data).arg("-p").arg(port.to_string());
         cmd.arg("-k").arg(sockets);
         for (key, value) in SERVER_SETTINGS {
@@ -257,17 +341,14 @@ impl Server {
                 self.binaries.tool("postgres").display()
             )))
         })?;
-        self.child = Some(child);
+        self.set_child(Some(child));
         self.conn.port = port;
+        self.owner.port = port;
 
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
+            if let Some(status) = self.child_exited() {
+                self.set_child(None);
                 let log = fs::read_to_string(&log_path).unwrap_or_default();
                 if log.contains("could not bind") || log.contains("Address already in use") {
                     return Err(StartError::PortTaken(crate::error::tail(&log, 1)));
@@ -313,11 +394,117 @@ impl Server {
         }
     }
 
+    /// The administrative role's connection (the embedded superuser, or `--server`'s role).
     pub fn conn(&self) -> &ConnInfo {
         &self.conn
     }
 
-    /// The shared superuser connection to the `postgres` database, for administration: one per
+    /// The role untrusted work runs as: `OWNER_ROLE`, this run's owner role on an external
+    /// server, or (without CREATEROLE there) `--server`'s own role.
+    pub fn owner_conn(&self) -> &ConnInfo {
+        &self.owner
+    }
+
+    /// The server's major version.
+    pub fn major(&self) -> u32 {
+        self.major
+    }
+
+    /// Whether the administrative role is a superuser (always, on the embedded server).
+    pub fn admin_is_superuser(&self) -> bool {
+        self.superuser
+    }
+
+    /// `--server`'s URL without its password, on an external server.
+    pub fn external(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::External { display, .. } => Some(display),
+            Kind::Embedded { .. } => None,
+        }
+    }
+
+    /// The database the dump is restored into and the downgrade runs on.
+    pub fn work_db(&self) -> &str {
+        &self.names.work
+    }
+
+    /// The untouched copy of the state the downgrade starts from.
+    pub fn before_db(&self) -> &str {
+        &self.names.before
+    }
+
+    /// Round trip only: the restored state before the upgrade.
+    pub fn original_db(&self) -> &str {
+        &self.names.original
+    }
+
+    /// Use an existing server (`external::probe` read its version and the role's rights):
+    /// create this run's owner role when the role may (else say what is lost), and hold the
+    /// run's lock on the admin session.
+    pub async fn attach(probe: external::Probe, binaries: Binaries) -> Result<Server> {
+        let external::Probe {
+            conn,
+            maintenance,
+            display,
+            major,
+            superuser,
+            createrole,
+            client,
+            ..
+        } = probe;
+        let id = external::new_id();
+        let base = format!("{}{id}", external::PREFIX);
+        external::hold_lock(&client, &id).await?;
+        let comment = external::comment(&id);
+        let (owner, created_role) = if createrole {
+            let role = format!("{base}_owner");
+            let password = random_password();
+            // Membership lets the admin role create the work database for it, copy it and
+            // read what the owner restores; the owner itself gets nothing of the admin's.
+            client
+                .batch_execute(&format!(
+                    "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}';
+                     COMMENT ON ROLE {role} IS '{comment}';
+                     GRANT {role} TO CURRENT_USER"
+                ))
+                .await
+                .context(format!("creating role {role} on --server {display}"))?;
+            let owner = ConnInfo {
+                user: role.clone(),
+                password,
+                ..conn.clone()
+            };
+            (owner, Some(role))
+        } else {
+            crate::console::note(format!(
+                "role {} on --server {display} has no CREATEROLE: the restore and the downgrade run as {} itself, not as an unprivileged owner role, so they can do whatever it can (README \"Security model\")",
+                conn.user, conn.user
+            ));
+            (conn.clone(), None)
+        };
+        let admin = tokio::sync::OnceCell::new();
+        let _ = admin.set(client);
+        Ok(Server {
+            admin,
+            owner,
+            conn,
+            names: Names {
+                work: base.clone(),
+                before: format!("{base}_before"),
+                original: format!("{base}_original"),
+            },
+            major,
+            superuser,
+            binaries,
+            kind: Kind::External {
+                display,
+                maintenance,
+                created_role,
+            },
+        })
+    }
+
+    /// The shared administrative connection (to `postgres`, or `--server`'s database): one per
     /// run instead of one per statement.
     pub async fn admin(&self) -> Result<&tokio_postgres::Client> {
         self.admin
@@ -325,30 +512,126 @@ impl Server {
             .await
     }
 
-    /// A superuser connection to `dbname`, driven on the current runtime.
+    /// An administrative connection to `dbname`, driven on the current runtime.
     pub async fn connect(&self, dbname: &str) -> Result<tokio_postgres::Client> {
-        self.connect_as(dbname, &self.conn.user).await
+        connect_with(&self.conn, dbname).await
     }
 
-    /// A connection to `dbname` as `user` (e.g. `OWNER_ROLE`, for SQL the user wrote).
-    pub async fn connect_as(&self, dbname: &str, user: &str) -> Result<tokio_postgres::Client> {
-        let (client, connection) = self
-            .conn
-            .as_user(user)
-            .config(dbname)
-            .connect(tokio_postgres::NoTls)
+    /// A connection to `dbname` as the owner role (for SQL the user wrote).
+    pub async fn connect_owner(&self, dbname: &str) -> Result<tokio_postgres::Client> {
+        connect_with(&self.owner, dbname).await
+    }
+
+    /// A fresh, empty working database owned by the owner role, this run's earlier databases
+    /// (an earlier case's) dropped first.
+    pub async fn create_work_db(&self) -> Result<()> {
+        let names = self.names.clone();
+        self.drop_databases(&[&names.work, &names.before, &names.original])
+            .await?;
+        self.admin()
+            .await?
+            .batch_execute(&format!(
+                "CREATE DATABASE {} OWNER {} TEMPLATE template0",
+                names.work,
+                quote(&self.owner.user)
+            ))
             .await
-            .context(format!("connecting to {dbname}"))?;
-        tokio::spawn(async move {
-            // Errors surface on the client's next query; nothing to do with them here.
-            let _ = connection.await;
-        });
-        Ok(client)
+            .context("creating database")?;
+        self.mark(&names.work).await
+    }
+
+    /// `CREATE DATABASE copy TEMPLATE source`: a file-level copy of a database nobody is using.
+    pub async fn copy_database(&self, source: &str, copy: &str) -> Result<()> {
+        let strategy = if self.major >= 15 {
+            " STRATEGY FILE_COPY"
+        } else {
+            ""
+        };
+        let copied = self
+            .admin()
+            .await?
+            .batch_execute(&format!(
+                "CREATE DATABASE {copy} TEMPLATE {}{strategy}",
+                quote(source)
+            ))
+            .await;
+        if let Err(e) = copied {
+            let message = db_message(&e);
+            let hint = if message.contains("being accessed by other users") {
+                format!(
+                    "; PostgreSQL copies a database only while nobody is connected to it: close the other sessions on {source}"
+                )
+            } else if message.contains("permission denied") {
+                format!(
+                    "; the role {} must own {source} (or be a member of its owner), or {source} must be marked as a template (ALTER DATABASE {source} IS_TEMPLATE true)",
+                    self.conn.user
+                )
+            } else {
+                String::new()
+            };
+            return Err(Error::Server(format!(
+                "copying database {source}: {message}{hint}"
+            )));
+        }
+        self.mark(copy).await
+    }
+
+    /// Drop these databases of this run if they exist (an earlier case's or step's).
+    pub async fn drop_databases(&self, names: &[&str]) -> Result<()> {
+        let admin = self.admin().await?;
+        let force = if self.external().is_some() {
+            " WITH (FORCE)"
+        } else {
+            ""
+        };
+        for db in names {
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {db}{force}"))
+                .await
+                .context(format!("dropping database {db}"))?;
+        }
+        Ok(())
+    }
+
+    /// On an external server, the comment by which `clean` knows a database is a run's.
+    async fn mark(&self, db: &str) -> Result<()> {
+        if self.external().is_none() {
+            return Ok(());
+        }
+        let id = &db[external::PREFIX.len()..]
+            .split('_')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let comment = external::comment(id);
+        self.admin()
+            .await?
+            .batch_execute(&format!("COMMENT ON DATABASE {db} IS '{comment}'"))
+            .await
+            .context(format!("marking database {db} as this run's"))
+    }
+
+    fn set_child(&mut self, new: Option<Child>) {
+        if let Kind::Embedded { child, .. } = &mut self.kind {
+            *child = new;
+        }
+    }
+
+    fn child_exited(&mut self) -> Option<std::process::ExitStatus> {
+        match &mut self.kind {
+            Kind::Embedded {
+                child: Some(child), ..
+            } => child.try_wait().ok().flatten(),
+            _ => None,
+        }
     }
 
     /// Stop the postmaster: SIGINT (fast shutdown), then SIGKILL after 10 s.
     fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
+        let Kind::Embedded { child, .. } = &mut self.kind else {
+            return;
+        };
+        let Some(mut child) = child.take() else {
             return;
         };
         let pid = Pid::from_raw(child.id() as i32);
@@ -365,10 +648,54 @@ impl Server {
     }
 }
 
+/// A connection as `conn`'s role to `dbname`, driven on the current runtime.
+async fn connect_with(conn: &ConnInfo, dbname: &str) -> Result<tokio_postgres::Client> {
+    let (client, connection) = conn
+        .config(dbname)
+        .connect(tokio_postgres::NoTls)
+        .await
+        .context(format!("connecting to {dbname}"))?;
+    tokio::spawn(async move {
+        // Errors surface on the client's next query; nothing to do with them here.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// An SQL identifier, quoted when it must be.
+fn quote(name: &str) -> String {
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+    {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop();
-        // `dir` (TempDir) is removed after this, by its own Drop.
+        match &self.kind {
+            // `dir` (TempDir) is removed after this, by its own Drop.
+            Kind::Embedded { .. } => self.stop(),
+            Kind::External {
+                maintenance,
+                created_role,
+                ..
+            } => external::drop_run_objects(
+                self.conn.clone(),
+                maintenance.clone(),
+                vec![
+                    self.names.work.clone(),
+                    self.names.before.clone(),
+                    self.names.original.clone(),
+                ],
+                created_role.iter().cloned().collect(),
+            ),
+        }
     }
 }
 

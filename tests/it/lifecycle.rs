@@ -47,7 +47,7 @@ pub(crate) fn psql_running_under(pid: u32) -> bool {
 pub(crate) fn whole_run_timeout_stops_everything() {
     let ctx = Ctx::new();
     let run = hanging_downgrade(&ctx, "81.25", &["--timeout", "4"]);
-    run.assert_error(&["did not finish within --timeout 4s", "files removed"]);
+    run.assert_error(&["did not finish within --timeout 4s", "was removed"]);
     // The same from pgsnapdiff.toml, with `quiet` there too.
     let config = ctx.path("timeout.toml");
     std::fs::write(&config, "timeout = 3\nquiet = true\n").unwrap();

@@ -33,6 +33,7 @@ mod redact;
 mod reports;
 mod rules;
 mod security;
+mod server;
 mod snapshot;
 mod tools;
 mod verdict;

@@ -408,7 +408,12 @@ impl ScratchServer {
     }
 
     pub fn url(&self, db: &str) -> String {
-        format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
+        self.url_as("postgres", db)
+    }
+
+    /// The URL of `db` as `user` (trust authentication: no password).
+    pub fn url_as(&self, user: &str, db: &str) -> String {
+        format!("postgresql://{user}@127.0.0.1:{}/{db}", self.port)
     }
 
     /// psql on `db`, one value out.
