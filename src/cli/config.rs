@@ -21,6 +21,8 @@ pub(super) struct FileConfig {
     pub(super) quiet: Option<bool>,
     pub(super) redact: Option<bool>,
     pub(super) dump: Option<PathBuf>,
+    /// A database already restored on `[postgres] server`, instead of a dump.
+    pub(super) restored: Option<String>,
     pub(super) tables: Option<Vec<String>>,
     pub(super) exclude_tables: Option<Vec<String>>,
     pub(super) expect_patch: Option<PathBuf>,
@@ -50,6 +52,8 @@ pub(super) struct FileConfig {
 pub(super) struct CaseConfig {
     pub(super) name: String,
     pub(super) dump: Option<PathBuf>,
+    /// A database already restored on `[postgres] server`, instead of a dump.
+    pub(super) restored: Option<String>,
     pub(super) tables: Option<Vec<String>>,
     pub(super) exclude_tables: Option<Vec<String>>,
     pub(super) expect_patch: Option<PathBuf>,
@@ -70,7 +74,15 @@ impl FileConfig {
     pub(super) fn for_case(&self, case: &CaseConfig) -> FileConfig {
         let c = case.clone();
         FileConfig {
-            dump: c.dump.or_else(|| self.dump.clone()),
+            // A dump or a restored database: the case's choice goes whole.
+            restored: match (&c.dump, c.restored.clone()) {
+                (None, None) => self.restored.clone(),
+                (_, restored) => restored,
+            },
+            dump: match (c.dump, &c.restored) {
+                (None, None) => self.dump.clone(),
+                (dump, _) => dump,
+            },
             tables: c.tables.or_else(|| self.tables.clone()),
             exclude_tables: c.exclude_tables.or_else(|| self.exclude_tables.clone()),
             expect_patch: c.expect_patch.or_else(|| self.expect_patch.clone()),
@@ -213,7 +225,15 @@ impl Over for FileConfig {
             timeout: self.timeout.or(lower.timeout),
             quiet: self.quiet.or(lower.quiet),
             redact: self.redact.or(lower.redact),
-            dump: self.dump.or(lower.dump),
+            // A dump or a restored database: the upper layer's choice goes whole.
+            restored: match (&self.dump, self.restored.clone()) {
+                (None, None) => lower.restored.clone(),
+                (_, restored) => restored,
+            },
+            dump: match (self.dump, &self.restored) {
+                (None, None) => lower.dump,
+                (dump, _) => dump,
+            },
             tables: self.tables.or(lower.tables),
             exclude_tables: match (self.exclude_tables, lower.exclude_tables) {
                 (Some(mut upper), Some(lower)) => {

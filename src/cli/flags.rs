@@ -43,7 +43,7 @@ pub enum Cmd {
     /// Restore a dump, run the downgrade, diff before → after and check it (the main job).
     Check(Box<CheckArgs>),
     /// Restore a dump and write its snapshot (no downgrade).
-    Snapshot(SnapshotArgs),
+    Snapshot(Box<SnapshotArgs>),
     /// Diff two snapshot files (no server); exit 1 when they differ.
     Diff(DiffArgs),
     /// Restore a dump once, then downgrade one revision at a time down to --to, reporting
@@ -308,6 +308,10 @@ pub struct InputArgs {
     /// The pg_dump output: plain SQL (.sql, .sql.gz), custom, directory or tar format.
     #[arg(long, value_name = "PATH")]
     pub dump: Option<PathBuf>,
+    /// With --server: a database already restored there (a thin clone, a snapshot restore),
+    /// used instead of a dump. It is copied with TEMPLATE and never written.
+    #[arg(long, value_name = "DATABASE", conflicts_with = "dump")]
+    pub restored: Option<String>,
     /// Snapshot only this table (schema.table or table; repeat) [default: every user table].
     #[arg(long = "table", value_name = "NAME")]
     pub tables: Vec<String>,
@@ -381,6 +385,7 @@ impl InputArgs {
             quiet: said(globals.quiet),
             redact: said(globals.redact),
             dump: self.dump.clone(),
+            restored: self.restored.clone(),
             tables: (!self.tables.is_empty()).then(|| self.tables.clone()),
             exclude_tables: (!self.exclude_tables.is_empty()).then(|| self.exclude_tables.clone()),
             migrations: Some(MigrationsConfig {

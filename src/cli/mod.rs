@@ -105,7 +105,10 @@ pub struct RunSettings {
 /// What one case restores and snapshots.
 #[derive(Debug, Clone)]
 pub struct InputPlan {
+    /// The dump; with `restored`, the database's name (for messages).
     pub dump: PathBuf,
+    /// A database already restored on the `--server`, used instead of a dump.
+    pub restored: Option<String>,
     /// The config file read, if any (reports list it).
     pub config: Option<PathBuf>,
     pub tables: Vec<String>,
@@ -233,13 +236,31 @@ fn run_settings(c: &FileConfig, globals: &Globals) -> RunSettings {
 }
 
 fn input_plan(c: &FileConfig, loaded: &Loaded) -> Result<InputPlan> {
-    let dump = c.dump.clone().ok_or_else(|| {
-        Error::Config("no dump given: pass --dump FILE, or set `dump` in pgsnapdiff.toml".into())
-    })?;
+    let server = c.postgres.as_ref().and_then(|p| p.server.as_ref());
+    let (dump, restored) = match (&c.dump, &c.restored) {
+        (Some(dump), None) => (dump.clone(), None),
+        (None, Some(db)) if server.is_some() => (PathBuf::from(db), Some(db.clone())),
+        (None, Some(db)) => {
+            return Err(Error::Config(format!(
+                "--restored {db} needs --server URL, the server that holds it"
+            )));
+        }
+        (Some(_), Some(_)) => {
+            return Err(Error::Config(
+                "both a dump and a restored database given: pass one of --dump FILE or --restored DATABASE".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(Error::Config(
+                "no dump given: pass --dump FILE (or --restored DATABASE with --server), or set `dump` in pgsnapdiff.toml".into(),
+            ));
+        }
+    };
     let m = c.migrations.clone().unwrap_or_default();
     let legacy_sql = c.walk.as_ref().and_then(|w| w.revision_sql.clone());
     Ok(InputPlan {
         dump,
+        restored,
         config: loaded.path.clone(),
         tables: c.tables.clone().unwrap_or_default(),
         exclude: c.exclude_tables.clone().unwrap_or_default(),

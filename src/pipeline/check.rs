@@ -29,7 +29,7 @@ use crate::migrate::{self, Kind, Ran, RunOptions, Step};
 use crate::report::audit::{self, Audit, Section};
 use crate::report::ci::Suite;
 use crate::report::{CheckReport, PatchWriter, Rendered, emit};
-use crate::restore::{self, Dump};
+use crate::restore::Dump;
 use crate::server::Server;
 
 /// The row counts of a report section without a diff (the baselines check).
@@ -402,7 +402,7 @@ pub async fn check(run: &CheckRunPlan) -> Result<Verdict> {
         .collect::<Result<_>>()?;
     let dumps: Vec<Dump> = plans
         .iter()
-        .map(|p| restore::inspect(&p.input.dump))
+        .map(|p| super::inspect(&p.input))
         .collect::<Result<_>>()?;
     for plan in plans {
         plan.downgrade.note_inherited_connections();

@@ -62,7 +62,10 @@ async fn boot(
             bins.version,
             bins.bin_dir.display()
         ));
-        let server = Server::attach(probe, bins).await?;
+        // A restored database's objects belong to the server's roles, not to an owner role
+        // of the run's: the work then runs as the given role.
+        let restored = dumps.iter().any(|d| d.format == restore::Format::Restored);
+        let server = Server::attach(probe, bins, !restored).await?;
         phases.push(("boot", started.elapsed()));
         return Ok(server);
     }
@@ -86,6 +89,13 @@ async fn restore_work(
     phases: &mut Vec<(&'static str, Duration)>,
 ) -> Result<()> {
     let started = Instant::now();
+    if dump.format == restore::Format::Restored {
+        let source = dump.path.to_string_lossy();
+        progress(format!("copying the restored database {source}"));
+        server.create_work_from(&source).await?;
+        phases.push(("restore", started.elapsed()));
+        return Ok(());
+    }
     progress(format!(
         "restoring {} ({} format)",
         dump.path.display(),
@@ -95,6 +105,14 @@ async fn restore_work(
     restore::restore(server, dump, server.work_db()).await?;
     phases.push(("restore", started.elapsed()));
     Ok(())
+}
+
+/// The input's dump, inspected; or the restored database that stands in for one.
+fn inspect(input: &InputPlan) -> Result<Dump> {
+    match &input.restored {
+        Some(db) => Ok(Dump::restored(db)),
+        None => restore::inspect(&input.dump),
+    }
 }
 
 /// The server for reports: version, where the binaries came from, their directory; or the
@@ -122,7 +140,7 @@ async fn boot_and_restore(
     input: &InputPlan,
     phases: &mut Vec<(&'static str, Duration)>,
 ) -> Result<(Dump, Server)> {
-    let dump = restore::inspect(&input.dump)?;
+    let dump = inspect(input)?;
     let server = boot(run, std::slice::from_ref(&dump), phases).await?;
     restore_work(&server, &dump, phases).await?;
     Ok((dump, server))

@@ -245,6 +245,14 @@ fn write_context(
     pg_dump_version: Option<&str>,
     server: &str,
 ) -> io::Result<()> {
+    if format == "restored" {
+        writeln!(
+            out,
+            "dump      {} (a database already restored on the server: copied, never written)",
+            dump.display()
+        )?;
+        return writeln!(out, "server    {server}");
+    }
     let version = pg_dump_version
         .map(|v| format!(", pg_dump {v}"))
         .unwrap_or_default();

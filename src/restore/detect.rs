@@ -19,6 +19,8 @@ pub enum Format {
     Custom,
     Directory,
     Tar,
+    /// Not a dump: a database already restored on `--server` (`Dump::restored`).
+    Restored,
 }
 
 impl Format {
@@ -29,6 +31,7 @@ impl Format {
             Format::Custom => "custom",
             Format::Directory => "directory",
             Format::Tar => "tar",
+            Format::Restored => "restored",
         }
     }
 }
@@ -49,6 +52,15 @@ impl Dump {
         match self.format {
             Format::Plain { gzip: false } => size.saturating_mul(4),
             _ => size.saturating_mul(20),
+        }
+    }
+
+    /// A database already restored on the server, named `name`, standing in for a dump.
+    pub fn restored(name: &str) -> Dump {
+        Dump {
+            path: PathBuf::from(name),
+            format: Format::Restored,
+            pg_dump_version: None,
         }
     }
 

@@ -48,6 +48,12 @@ pub async fn restore(server: &Server, dump: &Dump, dbname: &str) -> Result<()> {
                 .without_ownership(external);
             (cmd, Some(Box::new(reader) as Box<dyn Read + Send>))
         }
+        Format::Restored => {
+            return Err(Error::Config(format!(
+                "{} is a restored database, not a dump: it is copied, never restored",
+                dump.path.display()
+            )));
+        }
         Format::Custom | Format::Directory | Format::Tar => {
             let mut cmd = Command::new(bins.tool("pg_restore"));
             cmd.args(["--exit-on-error", "--no-owner", "--no-privileges"]);

@@ -441,7 +441,11 @@ impl Server {
     /// Use an existing server (`external::probe` read its version and the role's rights):
     /// create this run's owner role when the role may (else say what is lost), and hold the
     /// run's lock on the admin session.
-    pub async fn attach(probe: external::Probe, binaries: Binaries) -> Result<Server> {
+    pub async fn attach(
+        probe: external::Probe,
+        binaries: Binaries,
+        owner_role: bool,
+    ) -> Result<Server> {
         let external::Probe {
             conn,
             maintenance,
@@ -456,7 +460,13 @@ impl Server {
         let base = format!("{}{id}", external::PREFIX);
         external::hold_lock(&client, &id).await?;
         let comment = external::comment(&id);
-        let (owner, created_role) = if createrole {
+        let (owner, created_role) = if !owner_role {
+            crate::console::note(format!(
+                "with --restored, the downgrade runs as {}, the role in --server: the restored database's tables belong to the server's roles, not to a role of pgsnapdiff's",
+                conn.user
+            ));
+            (conn.clone(), None)
+        } else if createrole {
             let role = format!("{base}_owner");
             let password = random_password();
             // Membership lets the admin role create the work database for it, copy it and
@@ -538,6 +548,34 @@ impl Server {
             .await
             .context("creating database")?;
         self.mark(&names.work).await
+    }
+
+    /// The working database as a copy of `source`, a database already restored on the
+    /// (external) server, which is only ever read by `TEMPLATE`.
+    pub async fn create_work_from(&self, source: &str) -> Result<()> {
+        let names = self.names.clone();
+        self.drop_databases(&[&names.work, &names.before, &names.original])
+            .await?;
+        if self.external().is_none()
+            || [&names.work, &names.before, &names.original].contains(&&source.to_string())
+        {
+            return Err(Error::Config(format!(
+                "--restored {source}: not a database of the --server's to copy"
+            )));
+        }
+        let exists = self
+            .admin()
+            .await?
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&source])
+            .await
+            .context("looking up the restored database")?;
+        if exists.is_none() {
+            return Err(Error::Config(format!(
+                "--restored {source}: no such database on --server {}; check the name (SELECT datname FROM pg_database)",
+                self.external().unwrap_or_default()
+            )));
+        }
+        self.copy_database(source, &names.work).await
     }
 
     /// `CREATE DATABASE copy TEMPLATE source`: a file-level copy of a database nobody is using.

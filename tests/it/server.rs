@@ -240,3 +240,98 @@ pub(crate) fn interrupted_and_killed_runs_are_cleaned_up_and_clean_never_touches
         .assert_stdout("nothing of pgsnapdiff's on postgresql://ci@127.0.0.1:");
     assert_eq!(server_state(&theirs), before);
 }
+
+#[test]
+pub(crate) fn a_database_already_restored_on_the_server_is_copied_and_never_written() {
+    let theirs = their_server();
+    // The user's thin clone, restored by (and owned by) the role pgsnapdiff will use.
+    theirs.query("postgres", "CREATE DATABASE prodclone OWNER ci");
+    let out = std::process::Command::new(system_pg_bin().join("pg_restore"))
+        .args([
+            "--no-owner",
+            "--exit-on-error",
+            "-d",
+            &theirs.url_as("ci", "prodclone"),
+        ])
+        .arg(sample_dump("onboarding.dump"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg_restore: {out:?}");
+    // One the role does not own.
+    theirs.restore("notours", &sample_dump("onboarding.dump"));
+    let clone_state = || {
+        theirs.query(
+            "prodclone",
+            "SELECT (SELECT version_num FROM alembic_version) || ' ' || md5(string_agg(t::text, ',' ORDER BY id)) FROM onboarding_states t",
+        )
+    };
+    let (before, clone_before) = (server_state(&theirs), clone_state());
+    let ctx = Ctx::new();
+    let url = theirs.url_as("ci", "postgres");
+    let baseline = expected_patch();
+    let sql = downgrade_sql();
+    let check = |db: &str, extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "-c",
+            "/dev/null",
+            "--restored",
+            db,
+            "--downgrade-sql",
+            s(&sql),
+            "--expect-patch",
+            s(&baseline),
+        ];
+        args.extend_from_slice(&SAMPLE_LOSS);
+        args.extend_from_slice(extra);
+        ctx.run(&args)
+    };
+    let run = check("prodclone", &["--server", &url]);
+    run.assert_code(0)
+        .assert_stdout("PASS  expected patch")
+        .assert_stdout("dump      prodclone (a database already restored on the server: copied, never written)");
+    assert!(
+        run.stderr
+            .contains("with --restored, the downgrade runs as ci"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        clone_state(),
+        clone_before,
+        "the restored database is never written"
+    );
+    assert_eq!(server_state(&theirs), before);
+
+    // Copying needs nobody else on it: said, with what to do.
+    let mut session = std::process::Command::new(system_pg_bin().join("psql"))
+        .args([
+            "-X",
+            "-d",
+            &theirs.url("prodclone"),
+            "-c",
+            "SELECT pg_sleep(60)",
+        ])
+        .spawn()
+        .unwrap();
+    wait_for(10, "the other session", || {
+        theirs.query(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'prodclone'",
+        ) == "1"
+    });
+    check("prodclone", &["--server", &url]).assert_error(&[
+        "copying database prodclone",
+        "close the other sessions on prodclone",
+    ]);
+    let _ = session.kill();
+    let _ = session.wait();
+    // Not the role's to copy; no such database; no --server.
+    check("notours", &["--server", &url])
+        .assert_error(&["copying database notours", "must own notours"]);
+    check("nosuch", &["--server", &url])
+        .assert_error(&["--restored nosuch: no such database on --server"]);
+    check("prodclone", &[]).assert_error(&["--restored prodclone needs --server URL"]);
+    assert_eq!(clone_state(), clone_before);
+    assert_eq!(server_state(&theirs), before);
+}
