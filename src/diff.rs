@@ -150,7 +150,7 @@ impl DiffSink for SchemaChanges {
 }
 
 /// Row counts per table, for reports.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TableCounts {
     pub rows_before: u64,
     pub rows_after: u64,
@@ -158,13 +158,13 @@ pub struct TableCounts {
     pub removed: u64,
     pub changed: u64,
     /// The table exists before, not after (its rows are not counted as removed).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dropped: bool,
     /// The table exists after, not before (its rows are counted as added).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub created: bool,
     /// Not read: the downgrade never wrote it (README "Untouched tables"); rows counted only.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub untouched: bool,
 }
 

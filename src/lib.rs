@@ -128,6 +128,10 @@ pub async fn run(cli: Cli) -> Result<Verdict> {
             }
             Ok(Verdict::Proven)
         }
+        Cmd::MergeResults(args) => {
+            let (files, outputs) = cli::merge_plan(args)?;
+            pipeline::merge_results(&files, &outputs)
+        }
         Cmd::Clean(args) => {
             let limit = globals.timeout.map(Duration::from_secs);
             within(limit, pipeline::clean(&args.server, args.dry_run)).await

@@ -55,9 +55,50 @@ pub enum Cmd {
     Accept(BaselineArgs),
     /// Reject pending baselines: each BASELINE.new is deleted.
     Reject(BaselineArgs),
+    /// Merge the --result-out files of several `check` runs (CI shards) into one report:
+    /// exit 0 when every case is proven, 1 when one is not, 2 when a shard is missing or a case
+    /// stopped on an error.
+    MergeResults(MergeArgs),
     /// List and drop what runs that are gone left on --server (databases and roles named
     /// pgsnapdiff_run_*, marked as pgsnapdiff's); a run still going is never touched.
     Clean(CleanArgs),
+}
+
+/// `--shard I/N`: this runner's share of the cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based.
+    pub index: usize,
+    pub of: usize,
+}
+
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text}: write it as I/N, e.g. 2/4"))?;
+    let (index, of) = (
+        i.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{text}: I is not a number"))?,
+        n.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{text}: N is not a number"))?,
+    );
+    if of == 0 || index == 0 || index > of {
+        return Err(format!(
+            "{text}: I must be 1..=N (shards are numbered from 1)"
+        ));
+    }
+    Ok(Shard { index, of })
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The result files (`check --result-out`), one per shard.
+    #[arg(required = true, value_name = "RESULT.json")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +207,10 @@ pub struct CheckArgs {
     /// Run only this [[case]] of the config (repeat) [default: every case].
     #[arg(long = "case", value_name = "NAME")]
     pub cases: Vec<String>,
+    /// Run shard I of N: every N-th of the chosen cases in name order, starting at the I-th
+    /// (CI matrix jobs); merge the shards' --result-out files with `pgsnapdiff merge-results`.
+    #[arg(long, value_name = "I/N", env = "PGSNAPDIFF_SHARD", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
 }
 
 /// Data loss the user intends (the data-lost rule).

@@ -38,6 +38,11 @@ pub struct CheckRunPlan {
     /// baselines fail the run.
     pub check_baselines: bool,
     pub cases: Vec<CheckPlan>,
+    /// `--shard`: this run's share, and how many cases there are in all.
+    pub shard: Option<(Shard, usize)>,
+    /// Every case's baselines, chosen or not: a baseline of a case another shard (or no
+    /// `--case`) runs is not an orphan.
+    pub baselines: Vec<PathBuf>,
 }
 
 /// Everything one `check` case needs, resolved.
@@ -300,12 +305,61 @@ pub fn check_plans(args: &CheckArgs, globals: &Globals) -> Result<CheckRunPlan> 
     let loaded = load_config(args.input.config.as_deref())?;
     let flags = args.layer(globals);
     let run = flags.clone().over(loaded.config.clone());
+    let cases = check_cases(args, &flags, &loaded)?;
+    let baselines = if loaded.config.case.is_empty() {
+        cases
+            .iter()
+            .flat_map(|p| p.expect_patch.iter().chain(&p.expect_after).cloned())
+            .collect()
+    } else {
+        loaded
+            .config
+            .case
+            .iter()
+            .flat_map(|case| {
+                let c = flags.clone().over(loaded.config.for_case(case));
+                c.expect_patch.into_iter().chain(c.expect_after)
+            })
+            .collect()
+    };
+    let (cases, shard) = match args.shard {
+        None => (cases, None),
+        Some(shard) => {
+            let total = cases.len();
+            let mut cases = cases;
+            cases.sort_by(|a, b| a.name.cmp(&b.name));
+            let mine = cases
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| i % shard.of == shard.index - 1)
+                .map(|(_, c)| c)
+                .collect();
+            (mine, Some((shard, total)))
+        }
+    };
     Ok(CheckRunPlan {
         run: run_settings(&run, globals),
         outputs: outputs(&run)?,
         check_baselines: args.check || ci(),
-        cases: check_cases(args, &flags, &loaded)?,
+        cases,
+        shard,
+        baselines,
     })
+}
+
+/// `merge-results`: the files and where the merged report goes.
+pub fn merge_plan(args: &MergeArgs) -> Result<(Vec<PathBuf>, Outputs)> {
+    if let Some(p) = &args.output.report {
+        crate::report::audit::Kind::of(p)?;
+    }
+    Ok((
+        args.files.clone(),
+        Outputs {
+            result_out: args.output.result_out.clone(),
+            report: args.output.report.clone(),
+            format: args.output.format.unwrap_or_default(),
+        },
+    ))
 }
 
 fn check_cases(args: &CheckArgs, flags: &FileConfig, loaded: &Loaded) -> Result<Vec<CheckPlan>> {

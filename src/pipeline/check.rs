@@ -6,7 +6,6 @@
 //! are then streamed side by side, so memory does not grow with the number of rows. Several
 //! cases (`[[case]]`) share one server; each starts from freshly created databases.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{
@@ -407,8 +406,43 @@ pub async fn check(run: &CheckRunPlan) -> Result<Verdict> {
     for plan in plans {
         plan.downgrade.note_inherited_connections();
     }
+    if let Some((shard, total)) = run.shard {
+        note(format!(
+            "shard {}/{}: {} of {total} case(s) here{}",
+            shard.index,
+            shard.of,
+            plans.len(),
+            if plans.is_empty() {
+                ", nothing to boot; pgsnapdiff merge-results gives the verdict over all shards"
+            } else {
+                ""
+            }
+        ));
+    }
     let mut phases = Vec::new();
-    let server = boot(&run.run, &dumps, &mut phases).await?;
+    // Check mode: pending and orphaned baselines, over every case's baselines (chosen, in
+    // this shard, or not: check mode writes none, so they can be read before the work).
+    let mut run_results = Vec::new();
+    if run.check_baselines && !run.baselines.is_empty() {
+        run_results.push(baseline::check_result(&run.baselines)?);
+    }
+    // A shard may have no case: nothing to boot, an empty result for merge-results.
+    let server = match plans.is_empty() {
+        true => None,
+        false => Some(boot(&run.run, &dumps, &mut phases).await?),
+    };
+    let Some(server) = server else {
+        let proven = write_outputs(
+            run,
+            &[],
+            String::new(),
+            &[],
+            &mut [],
+            run_results,
+            started_at,
+        )?;
+        return Ok(Verdict::of(proven));
+    };
     let mut outcomes = Vec::new();
     let mut errors = Vec::new();
     for ((plan, dump), prepared) in plans.iter().zip(&dumps).zip(prepared) {
@@ -429,19 +463,10 @@ pub async fn check(run: &CheckRunPlan) -> Result<Verdict> {
             }
         }
     }
-    // Check mode: pending and orphaned baselines, over every case's baselines.
-    let mut run_results = Vec::new();
-    let used: Vec<PathBuf> = plans
-        .iter()
-        .flat_map(|p| p.expect_patch.iter().chain(&p.expect_after).cloned())
-        .collect();
-    if run.check_baselines && !used.is_empty() {
-        run_results.push(baseline::check_result(&used)?);
-    }
     let proven = write_outputs(
         run,
         &dumps,
-        &server,
+        server_fact(&server),
         &phases,
         &mut outcomes,
         run_results,
@@ -471,6 +496,7 @@ struct CheckRun<'a> {
     proven: bool,
     started: SystemTime,
     boot_phases: &'a [(&'static str, Duration)],
+    shard: Option<(crate::cli::Shard, usize)>,
 }
 
 impl Rendered for CheckRun<'_> {
@@ -485,6 +511,7 @@ impl Rendered for CheckRun<'_> {
             crate::report::write_cases_json(
                 out,
                 self.proven,
+                self.shard.map(|(s, total)| (s.index, s.of, total)),
                 &mut self.reports,
                 &mut self.run_results,
             )
@@ -602,19 +629,21 @@ impl Rendered for CheckRun<'_> {
 fn write_outputs(
     run_plan: &CheckRunPlan,
     dumps: &[Dump],
-    server: &Server,
+    server_text: String,
     boot_phases: &[(&'static str, Duration)],
     outcomes: &mut [CaseOutcome],
     mut run_results: Vec<CheckResult>,
     started_at: SystemTime,
 ) -> Result<bool> {
     let plans = &run_plan.cases[..];
-    let single = plans.len() == 1 && plans[0].name.is_none();
+    // A shard's result is always the cases' format, which merge-results reads.
+    let single = plans.len() == 1 && plans[0].name.is_none() && run_plan.shard.is_none();
     if single {
         outcomes[0].results.append(&mut run_results);
     }
-    outcomes[0].phases.splice(0..0, boot_phases.iter().copied());
-    let server_text = server_fact(server);
+    if let Some(first) = outcomes.first_mut() {
+        first.phases.splice(0..0, boot_phases.iter().copied());
+    }
     let reports: Vec<CheckReport> = plans
         .iter()
         .zip(dumps)
@@ -668,6 +697,7 @@ fn write_outputs(
         proven,
         started: started_at,
         boot_phases,
+        shard: run_plan.shard,
     };
     emit(&run_plan.outputs, &mut run)?;
     for case in weak {

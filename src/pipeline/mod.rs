@@ -516,6 +516,26 @@ fn dump_fact(dump: &Dump) -> String {
     )
 }
 
+/// `pgsnapdiff merge-results`: the shards' results as one run, through the usual outputs.
+/// Exit 2 (an error) when a case stopped on an error in its shard, as that run itself did.
+pub fn merge_results(
+    files: &[std::path::PathBuf],
+    outputs: &crate::report::Outputs,
+) -> Result<Verdict> {
+    let mut merged = crate::report::merge::Merged::load(files)?;
+    crate::report::emit(outputs, &mut merged)?;
+    let errors = merged.errors();
+    if !errors.is_empty() {
+        return Err(Error::Run(format!(
+            "{} of {} cases stopped on an error in their shard ({}); their reports above say why",
+            errors.len(),
+            merged.case_count(),
+            errors.join(", ")
+        )));
+    }
+    Ok(Verdict::of(merged.proven()))
+}
+
 /// `pgsnapdiff clean --server URL`: one stdout line per run found there (removed, would be
 /// removed, or still running and left alone); an error when something could not be dropped.
 pub async fn clean(url: &str, dry_run: bool) -> Result<Verdict> {

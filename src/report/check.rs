@@ -109,6 +109,7 @@ impl CheckReport<'_> {
             "tables": self.summary.tables,
             "patch": patch_json(self.summary),
             "data_lost": losses_json(self.losses),
+            "schema": self.schema.ops,
             "checks": checks_json(self.results),
         });
         if let Some(case) = self.case {
@@ -148,7 +149,12 @@ pub fn write_cases_human(
         .collect();
     let run_failed = run.iter().any(CheckResult::fails);
     let n = reports.len();
-    if failed.is_empty() && !run_failed && n == 1 {
+    if n == 0 && !run_failed {
+        writeln!(
+            out,
+            "no case in this shard: nothing proven or disproven here; pgsnapdiff merge-results gives the verdict over all shards"
+        )
+    } else if failed.is_empty() && !run_failed && n == 1 {
         writeln!(
             out,
             "rollback proven (case {})",
@@ -173,14 +179,18 @@ pub fn write_cases_human(
 pub fn write_cases_json(
     out: &mut dyn Write,
     proven: bool,
+    shard: Option<(usize, usize, usize)>,
     reports: &mut [CheckReport],
     run: &mut [CheckResult],
 ) -> Result<()> {
-    let head = json!({
+    let mut head = json!({
         "format": CASES_FORMAT,
         "verdict": if proven { "proven" } else { "not proven" },
         "checks": checks_json(run),
     });
+    if let Some((index, of, cases)) = shard {
+        head["shard"] = json!({"index": index, "of": of, "cases": cases});
+    }
     write!(out, "{},\n  ", open_object(&head, "")).context("writing the result")?;
     write_findings_json(out, run, "  ")?;
     write!(out, ",\n  \"cases\": [").context("writing the result")?;

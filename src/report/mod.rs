@@ -8,6 +8,7 @@ pub mod audit;
 mod check;
 pub mod ci;
 mod emit;
+pub mod merge;
 mod patch;
 mod walk;
 

@@ -4,9 +4,9 @@ use super::*;
 
 // ---------------------------------------------------------------- several cases, one server
 
-#[test]
-pub(crate) fn several_cases_share_one_server_and_each_gets_a_fresh_database() {
-    let ctx = Ctx::new();
+/// A config of three cases: `onboarding` (proven, with a baseline), `onboarding-truthiness`
+/// (a broken downgrade: not proven) and `shop` (proven).
+pub(crate) fn three_cases(ctx: &Ctx) -> std::path::PathBuf {
     let baseline = ctx.path("onboarding.patch.json");
     std::fs::copy(expected_patch(), &baseline).unwrap();
     let merge_names = ctx.path("merge-names.sql");
@@ -58,6 +58,13 @@ downgrade = {{ sql = ["{merge}"] }}
         ),
     )
     .unwrap();
+    config
+}
+
+#[test]
+pub(crate) fn several_cases_share_one_server_and_each_gets_a_fresh_database() {
+    let ctx = Ctx::new();
+    let config = three_cases(&ctx);
     let result = ctx.path("result.json");
     let run = ctx.run(&["-v", "check", "-c", s(&config), "--result-out", s(&result)]);
     run.assert_code(1);
@@ -307,4 +314,167 @@ pub(crate) fn a_closed_stderr_is_not_a_panic() {
         Some(2),
         "a write to the closed stderr panicked"
     );
+}
+
+#[test]
+pub(crate) fn shards_run_every_nth_case_and_their_merged_results_match_the_whole_run() {
+    let ctx = Ctx::new();
+    let config = three_cases(&ctx);
+    // The whole run, for comparison.
+    let whole = ctx.path("whole.json");
+    ctx.run(&[
+        "check",
+        "-c",
+        s(&config),
+        "--check",
+        "--result-out",
+        s(&whole),
+    ])
+    .assert_code(1);
+    // Four shards of three cases: in name order, shard I runs the I-th, so shard 4 has none.
+    let mut files = Vec::new();
+    for (i, expect) in [
+        (1, Some("onboarding")),
+        (2, Some("onboarding-truthiness")),
+        (3, Some("shop")),
+        (4, None),
+    ] {
+        let file = ctx.path(&format!("shard-{i}.json"));
+        let shard = format!("{i}/4");
+        let run = ctx.run(&[
+            "check",
+            "-c",
+            s(&config),
+            "--check",
+            "--shard",
+            &shard,
+            "--result-out",
+            s(&file),
+        ]);
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(json["format"], "pgsnapdiff-results/1");
+        assert_eq!(
+            json["shard"],
+            serde_json::json!({"index": i, "of": 4, "cases": 3})
+        );
+        let cases: Vec<&str> = json["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["case"].as_str().unwrap())
+            .collect();
+        assert_eq!(cases, expect.into_iter().collect::<Vec<_>>(), "shard {i}");
+        // Every shard checks the baselines of all cases: none is an orphan of another shard.
+        assert_eq!(json["checks"][0]["id"], "baselines");
+        assert_eq!(json["checks"][0]["passed"], true, "{json}");
+        match expect {
+            Some("onboarding-truthiness") => run.assert_code(1),
+            Some(_) => run.assert_code(0),
+            None => run
+                .assert_code(0)
+                .assert_stdout("no case in this shard: nothing proven or disproven here"),
+        };
+        files.push(file);
+    }
+    let args = |extra: &[&str]| {
+        let mut args: Vec<String> = vec!["merge-results".into()];
+        args.extend(files.iter().map(|f| s(f).to_string()));
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let run_args = |a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        ctx.run(&a)
+    };
+    let merged = ctx.path("merged.json");
+    let report = ctx.path("merged.html");
+    let run = run_args(args(&["--result-out", s(&merged), "--report", s(&report)]));
+    run.assert_code(1)
+        .assert_stdout("== case onboarding (")
+        .assert_stdout("== case shop (")
+        .assert_stdout("rollback NOT proven in 1 of 3 cases: onboarding-truthiness");
+    // The merged result says what the whole run said, case by case and check by check.
+    let verdicts = |path: &std::path::Path| {
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let cases: Vec<(String, Vec<(String, bool)>)> = json["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let checks = c["checks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| {
+                        (
+                            k["id"].as_str().unwrap().to_string(),
+                            k["passed"].as_bool().unwrap(),
+                        )
+                    })
+                    .collect();
+                (c["case"].as_str().unwrap().to_string(), checks)
+            })
+            .collect();
+        (
+            json["verdict"].clone(),
+            cases,
+            json["cases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["findings"].as_array().unwrap().len())
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(verdicts(&merged), verdicts(&whole));
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("onboarding-truthiness") && html.contains("shard-2.json"),
+        "{html}"
+    );
+    let junit = run_args(args(&["--format", "junit"]));
+    assert_eq!(
+        junit.stdout.matches("<testsuite ").count(),
+        4,
+        "{}",
+        junit.stdout
+    );
+
+    // A missing shard proves nothing: no verdict at all.
+    let partial: Vec<&str> = ["merge-results", s(&files[0]), s(&files[2]), s(&files[3])].to_vec();
+    ctx.run(&partial)
+        .assert_error(&["shard 2/4 missing", "nothing is merged"]);
+    let twice = [
+        "merge-results",
+        s(&files[0]),
+        s(&files[0]),
+        s(&files[1]),
+        s(&files[2]),
+        s(&files[3]),
+    ];
+    ctx.run(&twice).assert_error(&["is shard 1/4, and so is"]);
+    ctx.run(&["merge-results", s(&ctx.path("nope.json"))])
+        .assert_error(&["no such file; did that shard run"]);
+    // A proven subset merges to proven (exit 0) without shard numbers: single results.
+    let one = ctx.path("one.json");
+    check_sample(&ctx, "onboarding.dump");
+    ctx.run(&[
+        "check",
+        "--dump",
+        s(&sample_dump("onboarding.dump")),
+        "--downgrade-sql",
+        s(&downgrade_sql()),
+        "--allow-lost",
+        "public.onboarding_states.agent_history",
+        "-c",
+        "/dev/null",
+        "--result-out",
+        s(&one),
+    ])
+    .assert_code(0);
+    ctx.run(&["merge-results", s(&one)])
+        .assert_code(0)
+        .assert_stdout("rollback proven in all 1 cases (merged from 1 result files)");
+    ctx.run(&["merge-results", s(&one), s(&files[0])])
+        .assert_error(&["is not a shard's result, but the others are"]);
 }

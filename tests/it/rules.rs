@@ -23,6 +23,8 @@ pub(crate) struct ResultDoc {
     pub(crate) tables: std::collections::BTreeMap<String, TableCountsDoc>,
     pub(crate) patch: PatchCountsDoc,
     pub(crate) data_lost: Vec<LossDoc>,
+    /// The patch's `/schema` operations, as RFC 6902 operations.
+    pub(crate) schema: Vec<json_patch::PatchOperation>,
     pub(crate) checks: Vec<CheckDoc>,
     pub(crate) findings: Vec<FindingDoc>,
 }
