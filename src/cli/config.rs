@@ -20,6 +20,8 @@ pub(super) struct FileConfig {
     pub(super) timeout: Option<u64>,
     pub(super) quiet: Option<bool>,
     pub(super) redact: Option<bool>,
+    /// Connections per side that read a big table's key ranges at once (`--jobs`).
+    pub(super) jobs: Option<usize>,
     pub(super) dump: Option<PathBuf>,
     /// A database already restored on `[postgres] server`, instead of a dump.
     pub(super) restored: Option<String>,
@@ -225,6 +227,7 @@ impl Over for FileConfig {
             timeout: self.timeout.or(lower.timeout),
             quiet: self.quiet.or(lower.quiet),
             redact: self.redact.or(lower.redact),
+            jobs: self.jobs.or(lower.jobs),
             // A dump or a restored database: the upper layer's choice goes whole.
             restored: match (&self.dump, self.restored.clone()) {
                 (None, None) => lower.restored.clone(),

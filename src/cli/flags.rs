@@ -393,6 +393,10 @@ pub struct InputArgs {
     /// named pgsnapdiff_run_*, are created there, and dropped at the end.
     #[arg(long, value_name = "URL", env = "PGSNAPDIFF_SERVER")]
     pub server: Option<String>,
+    /// Read each big table in N key ranges over N connection pairs at once, merged in key
+    /// order [default: one per core on the embedded server; 1 on --server].
+    #[arg(long, value_name = "N", env = "PGSNAPDIFF_JOBS", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
 }
 
 /// The flags that apply to every command.
@@ -431,6 +435,7 @@ impl InputArgs {
             redact: said(globals.redact),
             dump: self.dump.clone(),
             restored: self.restored.clone(),
+            jobs: self.jobs.map(usize::from),
             tables: (!self.tables.is_empty()).then(|| self.tables.clone()),
             exclude_tables: (!self.exclude_tables.is_empty()).then(|| self.exclude_tables.clone()),
             migrations: Some(MigrationsConfig {

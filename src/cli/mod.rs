@@ -114,6 +114,8 @@ pub struct InputPlan {
     pub dump: PathBuf,
     /// A database already restored on the `--server`, used instead of a dump.
     pub restored: Option<String>,
+    /// `--jobs`: connections per side reading a big table's key ranges (`None`: the default).
+    pub jobs: Option<usize>,
     /// The config file read, if any (reports list it).
     pub config: Option<PathBuf>,
     pub tables: Vec<String>,
@@ -266,6 +268,7 @@ fn input_plan(c: &FileConfig, loaded: &Loaded) -> Result<InputPlan> {
     Ok(InputPlan {
         dump,
         restored,
+        jobs: c.jobs,
         config: loaded.path.clone(),
         tables: c.tables.clone().unwrap_or_default(),
         exclude: c.exclude_tables.clone().unwrap_or_default(),

@@ -238,7 +238,15 @@ async fn run_case(
             (server.before_db(), before_tables),
             (server.work_db(), after_tables),
         );
-        diff_databases(server, before, after, settled, &mut Tee(sinks)).await?
+        diff_databases(
+            server,
+            before,
+            after,
+            settled,
+            plan.input.jobs,
+            &mut Tee(sinks),
+        )
+        .await?
     };
     if let Some(w) = writer {
         w.finish()?.commit()?;
@@ -298,7 +306,15 @@ async fn run_case(
             (server.original_db(), original_tables),
             (server.work_db(), after_tables),
         );
-        diff_databases(server, original, after, Default::default(), &mut roundtrip).await?;
+        diff_databases(
+            server,
+            original,
+            after,
+            Default::default(),
+            plan.input.jobs,
+            &mut roundtrip,
+        )
+        .await?;
         results.push(roundtrip.finish());
         phases.push(("round trip", started.elapsed()));
     }
@@ -332,7 +348,15 @@ async fn run_case(
                     (server.before_db(), before_tables),
                     (server.work_db(), again_tables),
                 );
-                diff_databases(server, before, again, Default::default(), &mut roundtrip).await?;
+                diff_databases(
+                    server,
+                    before,
+                    again,
+                    Default::default(),
+                    plan.input.jobs,
+                    &mut roundtrip,
+                )
+                .await?;
             }
         }
         results.push(roundtrip.finish());

@@ -257,16 +257,53 @@ async fn diff_databases(
     (before_db, before_tables): (&str, Vec<Table>),
     (after_db, after_tables): (&str, Vec<Table>),
     settled: BTreeSet<String>,
+    jobs: Option<usize>,
     sink: &mut dyn diff::DiffSink,
 ) -> Result<diff::Summary> {
+    let jobs = diff_jobs(server, jobs);
     let before = server.connect(before_db).await?;
     let after = server.connect(after_db).await?;
+    let before_parallel = parallel(server, before_db, jobs).await?;
+    let after_parallel = parallel(server, after_db, jobs).await?;
     diff::diff(
-        &mut DbSource::new(&before, before_tables).settled(settled.clone()),
-        &mut DbSource::new(&after, after_tables).settled(settled),
+        &mut DbSource::new(&before, before_tables)
+            .settled(settled.clone())
+            .parallel(before_parallel),
+        &mut DbSource::new(&after, after_tables)
+            .settled(settled)
+            .parallel(after_parallel),
         sink,
     )
     .await
+}
+
+/// `--jobs`, or one per core of the machine the server runs on: this one for the embedded
+/// server; unknown (1) for an external one.
+fn diff_jobs(server: &Server, jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| match server.external() {
+        Some(_) => 1,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    })
+}
+
+/// Tables with fewer estimated rows are read in one piece: splitting costs a key sample and
+/// a connection per range (`PGSNAPDIFF_SPLIT_ROWS` overrides, for tests and tuning).
+const SPLIT_ROWS: u64 = 100_000;
+
+/// `jobs - 1` more connections to `dbname`, for `DbSource::parallel`.
+async fn parallel(server: &Server, dbname: &str, jobs: usize) -> Result<Option<db::Parallel>> {
+    if jobs <= 1 {
+        return Ok(None);
+    }
+    let mut clients = Vec::new();
+    for _ in 1..jobs {
+        clients.push(server.connect(dbname).await?);
+    }
+    let min_rows = std::env::var("PGSNAPDIFF_SPLIT_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SPLIT_ROWS);
+    Ok(Some(db::Parallel::new(clients, min_rows).await?))
 }
 
 /// The working database's per-table write marks (`db::table_marks`), taken right after the

@@ -159,7 +159,15 @@ async fn step(w: &Walker<'_>, number: usize, from: Vec<String>) -> Result<WalkSt
             (server.before_db(), before_tables),
             (server.work_db(), after_tables),
         );
-        diff_databases(server, before, after, settled, &mut Tee(sinks)).await?
+        diff_databases(
+            server,
+            before,
+            after,
+            settled,
+            plan.input.jobs,
+            &mut Tee(sinks),
+        )
+        .await?
     };
     let (losses, lost) = data_lost(
         server,

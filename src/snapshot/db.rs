@@ -114,9 +114,49 @@ impl Table {
         )
     }
 
+    /// The key as SQL text (`None` for content-keyed tables).
+    fn key_sql(&self) -> Option<String> {
+        match &self.key {
+            KeyRule::Columns(cols) if cols.len() == 1 => {
+                Some(format!("(t.{})::text", quote_ident(&cols[0])))
+            }
+            KeyRule::Columns(cols) => {
+                let list: Vec<String> = cols
+                    .iter()
+                    .map(|c| format!("t.{}", quote_ident(c)))
+                    .collect();
+                Some(format!("json_build_array({})::text", list.join(", ")))
+            }
+            KeyRule::Content => None,
+        }
+    }
+
     /// SQL returning (key text, row json text) in key byte order.
     fn rows_sql(&self) -> String {
+        self.range_sql(None, None)
+    }
+
+    /// `rows_sql` for the keys in `[lo, hi)` (byte order; an open end is unbounded): one
+    /// part of a table read in parallel (`Parallel`). Only for tables with a key and no
+    /// partitions.
+    fn range_sql(&self, lo: Option<&str>, hi: Option<&str>) -> String {
         let from = self.relation_sql();
+        if let (Some(key), false) = (self.key_sql(), lo.is_none() && hi.is_none()) {
+            let mut bounds = Vec::new();
+            if let Some(lo) = lo {
+                bounds.push(format!("{key} COLLATE \"C\" >= {}", literal(lo)));
+            }
+            if let Some(hi) = hi {
+                bounds.push(format!("{key} COLLATE \"C\" < {}", literal(hi)));
+            }
+            let filter = bounds.join(" AND ");
+            return format!(
+                "SELECT s.k, row_to_json(t.*)::text AS r \
+                   FROM (SELECT t.ctid AS c, {key} AS k FROM {from} WHERE {filter} ORDER BY {key} COLLATE \"C\") s \
+                   JOIN {from} ON t.ctid = s.c \
+                  ORDER BY s.k COLLATE \"C\""
+            );
+        }
         let key = match &self.key {
             KeyRule::Columns(cols) if cols.len() == 1 => {
                 format!("(t.{})::text", quote_ident(&cols[0]))
@@ -548,6 +588,47 @@ pub async fn table_marks(client: &Client) -> Result<Option<BTreeMap<String, Stri
 /// the header's catalog queries, which want hash joins).
 const STREAMING: &str = "SET enable_hashjoin = off; SET enable_mergejoin = off";
 
+/// A string as an SQL literal (standard_conforming_strings, PostgreSQL's default since 9.1).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Reading big tables in key ranges over several connections at once (`--jobs`): each range's
+/// rows are read by a task of its own into a bounded channel, and handed on in range order, so
+/// the stream stays in key order and memory stays bounded.
+pub struct Parallel {
+    /// Connections beside the source's own (jobs - 1 of them), with `STREAMING` set.
+    clients: Vec<std::sync::Arc<Client>>,
+    /// Tables with fewer (estimated) rows are read in one piece.
+    min_rows: u64,
+}
+
+/// Rows each range's task may read ahead of the diff.
+const READ_AHEAD: usize = 2048;
+
+impl Parallel {
+    /// `clients` are extra connections to the same database; they are set up here.
+    pub async fn new(clients: Vec<Client>, min_rows: u64) -> Result<Parallel> {
+        for client in &clients {
+            client
+                .batch_execute(STREAMING)
+                .await
+                .map_err(|e| query_error("planner settings", e))?;
+        }
+        Ok(Parallel {
+            clients: clients.into_iter().map(std::sync::Arc::new).collect(),
+            min_rows,
+        })
+    }
+
+    fn jobs(&self) -> usize {
+        self.clients.len() + 1
+    }
+}
+
+/// One range's rows as its task sends them.
+type RangeRows = tokio::sync::mpsc::Receiver<std::result::Result<(String, String), String>>;
+
 /// Rows of the given tables, streamed one table at a time in key order.
 pub struct DbSource<'a> {
     client: &'a Client,
@@ -559,6 +640,9 @@ pub struct DbSource<'a> {
     header: Option<Header>,
     /// Tables known not to have been written (`settled_rows` counts them instead).
     settled: std::collections::BTreeSet<String>,
+    parallel: Option<Parallel>,
+    /// The current table's ranges still to hand on, when it is read in parallel.
+    ranges: std::collections::VecDeque<RangeRows>,
 }
 
 impl<'a> DbSource<'a> {
@@ -571,7 +655,118 @@ impl<'a> DbSource<'a> {
             current: None,
             header: None,
             settled: Default::default(),
+            parallel: None,
+            ranges: Default::default(),
         }
+    }
+
+    /// Read big tables in key ranges over these connections too (`--jobs`).
+    pub fn parallel(mut self, parallel: Option<Parallel>) -> Self {
+        self.parallel = parallel.filter(|p| !p.clients.is_empty());
+        self
+    }
+
+    /// Up to `jobs - 1` split points of `table`'s keys, from a sample of about 10 000 rows;
+    /// none when the table is small, keyless or partitioned.
+    async fn split_points(&self, table: &Table, jobs: usize, min_rows: u64) -> Result<Vec<String>> {
+        let Some(key) = table.key_sql() else {
+            return Ok(Vec::new());
+        };
+        if table.partitioned {
+            return Ok(Vec::new());
+        }
+        let estimate: i64 = self
+            .client
+            .query_one(
+                "SELECT greatest(c.reltuples::bigint, pg_relation_size(c.oid) / 100)
+                   FROM pg_class c WHERE c.oid = (quote_ident($1) || '.' || quote_ident($2))::regclass",
+                &[&table.schema, &table.table],
+            )
+            .await
+            .map_err(|e| query_error(&format!("size of {}", table.name), e))?
+            .get(0);
+        if estimate.max(0) as u64 <= min_rows.max(1) {
+            return Ok(Vec::new());
+        }
+        let percent = (1_000_000.0 / estimate as f64).clamp(0.01, 100.0);
+        let sql = format!(
+            "SELECT k FROM (SELECT {key} AS k FROM {} TABLESAMPLE SYSTEM ({percent}) REPEATABLE (0)) s \
+              ORDER BY k COLLATE \"C\"",
+            table.relation_sql()
+        );
+        let sample: Vec<String> = self
+            .client
+            .query(&sql, &[])
+            .await
+            .map_err(|e| query_error(&format!("key sample of {}", table.name), e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut points: Vec<String> = (1..jobs)
+            .filter_map(|i| sample.get(i * sample.len() / jobs).cloned())
+            .collect();
+        points.dedup();
+        Ok(points)
+    }
+
+    /// Open `table` as ranges read at once over the parallel connections, when it is big
+    /// enough; false when it is read in one piece.
+    async fn open_ranges(&mut self, table: &Table) -> Result<bool> {
+        let Some(parallel) = &self.parallel else {
+            return Ok(false);
+        };
+        let points = self
+            .split_points(table, parallel.jobs(), parallel.min_rows)
+            .await?;
+        if points.is_empty() {
+            return Ok(false);
+        }
+        crate::console::progress(format!(
+            "reading {} in {} key ranges at once",
+            table.name,
+            points.len() + 1
+        ));
+        let bounds: Vec<(Option<&str>, Option<&str>)> = (0..=points.len())
+            .map(|i| {
+                (
+                    i.checked_sub(1).map(|j| points[j].as_str()),
+                    points.get(i).map(String::as_str),
+                )
+            })
+            .collect();
+        for (i, (lo, hi)) in bounds.into_iter().enumerate() {
+            let sql = table.range_sql(lo, hi);
+            let client = match i {
+                0 => None,
+                _ => Some(parallel.clients[i - 1].clone()),
+            };
+            let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+            let name = table.name.clone();
+            // Range 0 runs on the source's own connection, through the same kind of task.
+            let own: Option<&Client> = client.is_none().then_some(self.client);
+            if let Some(own) = own {
+                let params: [&str; 0] = [];
+                let stream = own
+                    .query_raw(&sql, params)
+                    .await
+                    .map_err(|e| query_error(&format!("rows of {name}"), e))?;
+                tokio::spawn(forward(Box::pin(stream), tx, name));
+            } else if let Some(client) = client {
+                tokio::spawn(async move {
+                    let params: [&str; 0] = [];
+                    match client.query_raw(&sql, params).await {
+                        Ok(stream) => forward(Box::pin(stream), tx, name).await,
+                        Err(e) => {
+                            let _ = tx
+                                .send(Err(format!("rows of {name}: {}", db_message(&e))))
+                                .await;
+                        }
+                    }
+                });
+            }
+            self.ranges.push_back(rx);
+        }
+        Ok(true)
     }
 
     /// Tables the caller knows were not written since the other side's copy
@@ -589,6 +784,9 @@ impl<'a> DbSource<'a> {
                 .map_err(|e| query_error("planner settings", e))?;
             self.streaming = true;
         }
+        if self.open_ranges(&table).await? {
+            return Ok(());
+        }
         let params: [&str; 0] = [];
         let stream = self
             .client
@@ -597,6 +795,23 @@ impl<'a> DbSource<'a> {
             .map_err(|e| query_error(&format!("rows of {}", table.name), e))?;
         self.current = Some((table.name, Box::pin(stream)));
         Ok(())
+    }
+}
+
+/// A range's rows into its channel, until the stream ends or the reader is gone.
+async fn forward(
+    mut stream: Pin<Box<RowStream>>,
+    tx: tokio::sync::mpsc::Sender<std::result::Result<(String, String), String>>,
+    name: String,
+) {
+    while let Some(row) = stream.next().await {
+        let item = row
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .map_err(|e| format!("rows of {name}: {}", db_message(&e)));
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            return;
+        }
     }
 }
 
@@ -611,6 +826,7 @@ impl Source for DbSource<'_> {
     async fn next_table(&mut self) -> Result<Option<String>> {
         self.current = None;
         self.pending = None;
+        self.ranges.clear();
         let Some(table) = self.tables.next() else {
             return Ok(None);
         };
@@ -645,6 +861,15 @@ impl Source for DbSource<'_> {
     async fn next_row(&mut self) -> Result<Option<Row>> {
         if let Some(table) = self.pending.take() {
             self.open(table).await?;
+        }
+        while let Some(range) = self.ranges.front_mut() {
+            match range.recv().await {
+                Some(Ok((key, text))) => return Ok(Some((key, RowText(text)))),
+                Some(Err(problem)) => return Err(Error::Server(problem)),
+                None => {
+                    self.ranges.pop_front();
+                }
+            }
         }
         let Some((name, stream)) = self.current.as_mut() else {
             return Ok(None);

@@ -335,3 +335,70 @@ pub(crate) fn a_database_already_restored_on_the_server_is_copied_and_never_writ
     assert_eq!(clone_state(), clone_before);
     assert_eq!(server_state(&theirs), before);
 }
+
+/// `--jobs N` reads each table in N key ranges at once (forced here on small tables with
+/// `PGSNAPDIFF_SPLIT_ROWS`): the patch is byte for byte that of `--jobs 1`, for integer, text,
+/// composite and content keys (the last is never split), on the sample and on a dump whose
+/// names collide with the reading query's own aliases.
+#[test]
+pub(crate) fn parallel_key_ranges_write_the_patch_of_one_job_byte_for_byte() {
+    let ctx = Ctx::new();
+    let edit = ctx.path("edit.sql");
+    std::fs::write(
+        &edit,
+        "UPDATE public.samples SET exact = exact + 1 WHERE id > 'a';
+         UPDATE public.pairs SET weight = weight * 2 WHERE right_id = 'y';
+         INSERT INTO public.pairs VALUES (2, 'z', 9);
+         UPDATE public.s SET k = 'changed' WHERE t = 10;
+         INSERT INTO public.t VALUES ('new', 'row');
+         UPDATE public.by_email SET name = 'Bee' WHERE email = 'b@example.com';\n",
+    )
+    .unwrap();
+    let inputs = [
+        (sample_dump("onboarding.dump"), downgrade_sql()),
+        (fixture("ok/types.sql"), edit),
+    ];
+    for (dump, sql) in &inputs {
+        let patch = |jobs: &str| {
+            let out = ctx.path(&format!("patch-{jobs}.json"));
+            let run = ctx.finish(
+                ctx.command(&[
+                    "-v",
+                    "check",
+                    "-c",
+                    "/dev/null",
+                    "--dump",
+                    s(dump),
+                    "--downgrade-sql",
+                    s(sql),
+                    "--allow-lost",
+                    "public.onboarding_states.agent_history",
+                    "--jobs",
+                    jobs,
+                    "--patch-out",
+                    s(&out),
+                ])
+                .env("PGSNAPDIFF_SPLIT_ROWS", "1"),
+            );
+            run.assert_code(0);
+            (std::fs::read(&out).unwrap(), run.stderr)
+        };
+        let (one, stderr) = patch("1");
+        assert!(!stderr.contains("key ranges"), "{stderr}");
+        assert!(one.len() > 100, "a patch with operations");
+        for jobs in ["2", "3", "7"] {
+            let (many, stderr) = patch(jobs);
+            assert!(stderr.contains("key ranges at once"), "{stderr}");
+            assert!(
+                !stderr.contains("public.t in"),
+                "a keyless table is read whole: {stderr}"
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&one),
+                String::from_utf8_lossy(&many),
+                "--jobs {jobs} on {}",
+                dump.display()
+            );
+        }
+    }
+}
