@@ -134,6 +134,18 @@ fn server_fact(server: &Server) -> String {
     )
 }
 
+/// `--downgrade-superuser` on a server where the given role is not one: the step runs as that
+/// role, which the user is told rather than left to assume.
+fn note_superuser(server: &Server, asked: bool) {
+    if asked && !server.admin_is_superuser() {
+        note(format!(
+            "--downgrade-superuser: role {} on --server is not a superuser; the migration commands run as {} and have only its rights",
+            server.conn().user,
+            server.conn().user
+        ));
+    }
+}
+
 /// Inspect the dump, find binaries for it, boot, restore into the working database.
 async fn boot_and_restore(
     run: &RunSettings,

@@ -202,6 +202,7 @@ pub async fn walk(plan: &WalkPlan) -> Result<Verdict> {
     plan.step.note_inherited_connections();
     let mut phases = Vec::new();
     let (dump, server) = boot_and_restore(&plan.run, &plan.input, &mut phases).await?;
+    super::note_superuser(&server, plan.superuser);
     let in_use = settle_tool(&server, &plan.input.migrations).await?;
     let start = as_list(&in_use.revision(&server, server.work_db()).await?);
     if start.is_empty() && plan.to != "base" {

@@ -200,6 +200,24 @@ pub(crate) fn interrupted_and_killed_runs_are_cleaned_up_and_clean_never_touches
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(ours(), "0");
     assert_eq!(server_state(&theirs), before);
+    // The same at --timeout.
+    let dump = sample_dump("onboarding.dump");
+    ctx.run(&[
+        "--timeout",
+        "4",
+        "check",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&dump),
+        "--server",
+        &url,
+        "--downgrade-cmd",
+        "sleep 300",
+    ])
+    .assert_error(&["did not finish within --timeout 4s"]);
+    assert_eq!(ours(), "0");
+    assert_eq!(server_state(&theirs), before);
 
     // kill -9 leaves them; `clean` lists a live run but leaves it, and removes the dead one's.
     let killed = hanging(&ctx);
@@ -401,4 +419,43 @@ pub(crate) fn parallel_key_ranges_write_the_patch_of_one_job_byte_for_byte() {
             );
         }
     }
+}
+
+/// `walk` with the real Alembic client on an existing server, as a role without superuser
+/// rights: the same revisions and findings as on the embedded server, and nothing left there.
+#[test]
+pub(crate) fn walk_with_real_alembic_on_an_existing_server_matches_the_embedded_walk() {
+    let theirs = their_server();
+    let before = server_state(&theirs);
+    let ctx = Ctx::new();
+    let url = theirs.url_as("ci", "postgres");
+    let steps = |doc: &walk::WalkDoc| -> Vec<(String, String, usize, Vec<String>)> {
+        doc.steps
+            .iter()
+            .map(|s| {
+                let lost: Vec<String> = s.lost_rows.keys().cloned().collect();
+                (s.from.join(","), s.to.join(","), s.findings.len(), lost)
+            })
+            .collect()
+    };
+    let (embedded, doc) = walk::walk(&ctx, &shop_dump(), "walk/alembic", &["--to", "0001"]);
+    embedded.assert_code(1);
+    let want = steps(&doc.unwrap());
+    let (run, doc) = walk::walk(
+        &ctx,
+        &shop_dump(),
+        "walk/alembic",
+        &["--to", "0001", "--server", &url, "--downgrade-superuser"],
+    );
+    run.assert_code(1);
+    assert_eq!(steps(&doc.unwrap()), want);
+    assert_eq!(want.len(), 3);
+    // Asked for superuser rights the role does not have: said, not pretended.
+    assert!(
+        run.stderr
+            .contains("--downgrade-superuser: role ci on --server is not a superuser"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server_state(&theirs), before);
 }
