@@ -432,6 +432,12 @@ pub(crate) fn shards_run_every_nth_case_and_their_merged_results_match_the_whole
         html.contains("onboarding-truthiness") && html.contains("shard-2.json"),
         "{html}"
     );
+    let markdown = ctx.path("merged.md");
+    run_args(args(&["--report", s(&markdown)])).assert_code(1);
+    let md = std::fs::read_to_string(&markdown).unwrap();
+    for case in ["onboarding", "onboarding-truthiness", "shop"] {
+        assert!(md.contains(&format!("case {case}: before")), "{md}");
+    }
     let junit = run_args(args(&["--format", "junit"]));
     assert_eq!(
         junit.stdout.matches("<testsuite ").count(),
@@ -439,6 +445,7 @@ pub(crate) fn shards_run_every_nth_case_and_their_merged_results_match_the_whole
         "{}",
         junit.stdout
     );
+    assert_valid_junit(&junit.stdout, &ctx);
 
     // A missing shard proves nothing: no verdict at all.
     let partial: Vec<&str> = ["merge-results", s(&files[0]), s(&files[2]), s(&files[3])].to_vec();
