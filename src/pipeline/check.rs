@@ -544,23 +544,11 @@ impl Rendered for CheckRun<'_> {
     }
 
     fn suites(&self) -> Vec<Suite<'_>> {
-        let mut suites: Vec<Suite> = self
+        let cases = self
             .reports
             .iter()
-            .map(|r| Suite {
-                name: r.suite_name(),
-                time: r.phases.iter().map(|(_, d)| *d).sum(),
-                results: r.results,
-            })
-            .collect();
-        if !self.run_results.is_empty() {
-            suites.push(Suite {
-                name: "baselines".into(),
-                time: Duration::ZERO,
-                results: &self.run_results,
-            });
-        }
-        suites
+            .map(|r| (r.suite_name(), r.phases, &*r.results));
+        crate::report::ci::suites(cases, &self.run_results)
     }
 
     fn audit(&self) -> Result<Audit<'_>> {

@@ -162,7 +162,14 @@ pub fn write_cases_human(
         )
     } else if failed.is_empty() && !run_failed {
         writeln!(out, "rollback proven in all {n} cases")
-    } else if failed.is_empty() {
+    } else {
+        write_not_proven(out, &failed, n)
+    }
+}
+
+/// The verdict line of cases not all proven: the failed cases, or else the baselines check.
+pub(super) fn write_not_proven(out: &mut dyn Write, failed: &[&str], n: usize) -> io::Result<()> {
+    if failed.is_empty() {
         writeln!(out, "rollback NOT proven: the baselines check failed")
     } else {
         writeln!(

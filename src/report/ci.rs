@@ -45,6 +45,28 @@ pub fn write_text(
     }
 }
 
+/// One suite per case (name, phases, checks), then the run-level checks as `baselines`.
+pub fn suites<'a>(
+    cases: impl Iterator<Item = (String, &'a [(&'static str, Duration)], &'a [CheckResult])>,
+    run_results: &'a [CheckResult],
+) -> Vec<Suite<'a>> {
+    let mut suites: Vec<Suite> = cases
+        .map(|(name, phases, results)| Suite {
+            name,
+            time: phases.iter().map(|(_, d)| *d).sum(),
+            results,
+        })
+        .collect();
+    if !run_results.is_empty() {
+        suites.push(Suite {
+            name: "baselines".into(),
+            time: Duration::ZERO,
+            results: run_results,
+        });
+    }
+    suites
+}
+
 pub struct Suite<'a> {
     pub name: String,
     pub time: Duration,

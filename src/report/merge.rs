@@ -349,15 +349,8 @@ impl Rendered for Merged {
                 out,
                 "rollback proven in all {n} cases (merged from {files} result files)"
             )
-        } else if failed.is_empty() {
-            writeln!(out, "rollback NOT proven: the baselines check failed")
         } else {
-            writeln!(
-                out,
-                "rollback NOT proven in {} of {n} cases: {}",
-                failed.len(),
-                failed.join(", ")
-            )
+            super::check::write_not_proven(out, &failed, n)
         }
     }
 
@@ -388,23 +381,11 @@ impl Rendered for Merged {
     }
 
     fn suites(&self) -> Vec<Suite<'_>> {
-        let mut suites: Vec<Suite> = self
+        let cases = self
             .cases
             .iter()
-            .map(|c| Suite {
-                name: c.name.clone(),
-                time: c.phases.iter().map(|(_, d)| *d).sum(),
-                results: &c.results,
-            })
-            .collect();
-        if !self.run_results.is_empty() {
-            suites.push(Suite {
-                name: "baselines".into(),
-                time: Duration::ZERO,
-                results: &self.run_results,
-            });
-        }
-        suites
+            .map(|c| (c.name.clone(), &c.phases[..], &c.results[..]));
+        super::ci::suites(cases, &self.run_results)
     }
 
     fn audit(&self) -> Result<Audit<'_>> {

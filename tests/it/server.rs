@@ -165,8 +165,8 @@ pub(crate) fn interrupted_and_killed_runs_are_cleaned_up_and_clean_never_touches
     let before = server_state(&theirs);
     let ctx = Ctx::new();
     let url = theirs.url_as("ci", "postgres");
-    let hanging = |ctx: &Ctx| {
-        let dump = sample_dump("onboarding.dump");
+    let dump = sample_dump("onboarding.dump");
+    let sleeping = |ctx: &Ctx| {
         ctx.command(&[
             "check",
             "-c",
@@ -178,10 +178,13 @@ pub(crate) fn interrupted_and_killed_runs_are_cleaned_up_and_clean_never_touches
             "--downgrade-cmd",
             "sleep 300",
         ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
+    };
+    let hanging = |ctx: &Ctx| {
+        sleeping(ctx)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     };
     let ours = || {
         theirs.query(
@@ -201,21 +204,8 @@ pub(crate) fn interrupted_and_killed_runs_are_cleaned_up_and_clean_never_touches
     assert_eq!(ours(), "0");
     assert_eq!(server_state(&theirs), before);
     // The same at --timeout.
-    let dump = sample_dump("onboarding.dump");
-    ctx.run(&[
-        "--timeout",
-        "4",
-        "check",
-        "-c",
-        "/dev/null",
-        "--dump",
-        s(&dump),
-        "--server",
-        &url,
-        "--downgrade-cmd",
-        "sleep 300",
-    ])
-    .assert_error(&["did not finish within --timeout 4s"]);
+    ctx.finish(sleeping(&ctx).args(["--timeout", "4"]))
+        .assert_error(&["did not finish within --timeout 4s"]);
     assert_eq!(ours(), "0");
     assert_eq!(server_state(&theirs), before);
 
