@@ -394,7 +394,7 @@ pub struct InputArgs {
     #[arg(long, value_name = "URL", env = "PGSNAPDIFF_SERVER")]
     pub server: Option<String>,
     /// Read each big table in N key ranges over N connection pairs at once, merged in key
-    /// order [default: one per core on the embedded server; 1 on --server].
+    /// order [default: one per core but one on the embedded server; 1 on --server].
     #[arg(long, value_name = "N", env = "PGSNAPDIFF_JOBS", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
 }
