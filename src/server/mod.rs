@@ -462,7 +462,7 @@ impl Server {
         let comment = external::comment(&id);
         let (owner, created_role) = if !owner_role {
             crate::console::note(format!(
-                "with --restored, the downgrade runs as {}, the role in --server: the restored database's tables belong to the server's roles, not to a role of pgsnapdiff's",
+                "with --restored, migration commands and reads run as {}, the role in --server: the restored database's tables belong to the server's roles, not to a role of pgsnapdiff's",
                 conn.user
             ));
             (conn.clone(), None)

@@ -300,7 +300,7 @@ pub(crate) fn a_database_already_restored_on_the_server_is_copied_and_never_writ
         .assert_stdout("dump      prodclone (a database already restored on the server: copied, never written)");
     assert!(
         run.stderr
-            .contains("with --restored, the downgrade runs as ci"),
+            .contains("with --restored, migration commands and reads run as ci"),
         "{}",
         run.stderr
     );
