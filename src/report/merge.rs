@@ -145,6 +145,8 @@ impl Merged {
         let mut run_results: Vec<CheckResult> = Vec::new();
         let mut shards: BTreeMap<u64, PathBuf> = BTreeMap::new();
         let mut shard_count: Option<u64> = None;
+        // The cases in all, as every shard counted them.
+        let mut case_total: Option<(u64, PathBuf)> = None;
         let mut unsharded = Vec::new();
         for path in files {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -188,6 +190,20 @@ impl Merged {
                                         shard_count.unwrap_or(0)
                                     ),
                                 ));
+                            }
+                            let total = shard["cases"].as_u64().unwrap_or(0);
+                            match &case_total {
+                                Some((seen, other)) if *seen != total => {
+                                    return Err(bad(
+                                        path,
+                                        format!(
+                                            "counts {total} cases in all, {} counts {seen}: were these shards run with the same config and --case?",
+                                            other.display()
+                                        ),
+                                    ));
+                                }
+                                Some(_) => {}
+                                None => case_total = Some((total, path.clone())),
                             }
                             if let Some(first) = shards.insert(index, path.clone()) {
                                 return Err(bad(
@@ -240,6 +256,14 @@ impl Merged {
                 return Err(Error::Config(format!(
                     "merge-results: shard {} missing; a shard that did not report proves nothing, so nothing is merged (pass every shard's --result-out file)",
                     missing.join(", ")
+                )));
+            }
+            if let Some((total, _)) = &case_total
+                && *total != cases.len() as u64
+            {
+                return Err(Error::Config(format!(
+                    "merge-results: the shards hold {} cases, but each counted {total} in all; nothing is merged",
+                    cases.len()
                 )));
             }
         }

@@ -451,6 +451,33 @@ pub(crate) fn shards_run_every_nth_case_and_their_merged_results_match_the_whole
     let partial: Vec<&str> = ["merge-results", s(&files[0]), s(&files[2]), s(&files[3])].to_vec();
     ctx.run(&partial)
         .assert_error(&["shard 2/4 missing", "nothing is merged"]);
+    // Shards of different selections, or a shard that lost a case on the way: refused.
+    let edited = |i: usize, edit: &dyn Fn(&mut Value)| {
+        let mut json: Value =
+            serde_json::from_str(&std::fs::read_to_string(&files[i]).unwrap()).unwrap();
+        edit(&mut json);
+        let path = ctx.path(&format!("edited-{i}.json"));
+        std::fs::write(&path, json.to_string()).unwrap();
+        path
+    };
+    let other_total = edited(3, &|j| j["shard"]["cases"] = serde_json::json!(4));
+    ctx.run(&[
+        "merge-results",
+        s(&files[0]),
+        s(&files[1]),
+        s(&files[2]),
+        s(&other_total),
+    ])
+    .assert_error(&["counts 4 cases in all", "same config and --case"]);
+    let lost_case = edited(0, &|j| j["cases"] = serde_json::json!([]));
+    ctx.run(&[
+        "merge-results",
+        s(&lost_case),
+        s(&files[1]),
+        s(&files[2]),
+        s(&files[3]),
+    ])
+    .assert_error(&["the shards hold 2 cases, but each counted 3"]);
     let twice = [
         "merge-results",
         s(&files[0]),
