@@ -451,9 +451,10 @@ pub async fn check(run: &CheckRunPlan) -> Result<Verdict> {
         run_results.push(baseline::check_result(&run.baselines)?);
     }
     // A shard may have no case: nothing to boot, an empty result for merge-results.
-    let server = match plans.is_empty() {
-        true => None,
-        false => Some(boot(&run.run, &dumps, &mut phases).await?),
+    let server = if plans.is_empty() {
+        None
+    } else {
+        Some(boot(&run.run, &dumps, &mut phases).await?)
     };
     let Some(server) = server else {
         let proven = write_outputs(

@@ -386,11 +386,7 @@ impl Rendered for Merged {
                 Ok(())
             })?;
         }
-        let checks: Vec<Value> = self
-            .run_results
-            .iter()
-            .map(|r| json!({"id": r.id, "name": r.name, "passed": r.passed, "severity": r.severity, "notes": r.notes, "findings": r.findings.total}))
-            .collect();
+        let checks = super::checks_json(&self.run_results);
         let merged = json!({
             "format": CASES_FORMAT,
             "verdict": if self.proven() { "proven" } else { "not proven" },

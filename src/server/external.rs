@@ -239,28 +239,9 @@ pub fn drop_run_objects(
         };
         let result = runtime.block_on(async {
             let client = connect(&conn, &maintenance).await?;
-            let mut failed = Vec::new();
-            for db in &databases {
-                if let Err(e) = client
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                    .await
-                {
-                    failed.push(format!("{db}: {}", db_message(&e)));
-                }
-            }
-            for role in &roles {
-                if let Err(e) = client
-                    .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
-                    .await
-                {
-                    failed.push(format!("{role}: {}", db_message(&e)));
-                }
-            }
-            if failed.is_empty() {
-                Ok(())
-            } else {
-                Err(failed.join("; "))
-            }
+            drop_objects(&client, &databases, &roles)
+                .await
+                .map_or(Ok(()), Err)
         });
         let _ = tx.send(result);
     });
@@ -275,6 +256,30 @@ pub fn drop_run_objects(
             "removing this run's objects on {display} took over 30 s; `pgsnapdiff clean --server URL` removes what is left"
         )),
     }
+}
+
+/// Drop a run's databases (their sessions terminated) and then its roles; what could not be
+/// dropped, if anything, one `name: reason` per object.
+async fn drop_objects(
+    client: &tokio_postgres::Client,
+    databases: &[String],
+    roles: &[String],
+) -> Option<String> {
+    let statements = databases
+        .iter()
+        .map(|db| (db, format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")))
+        .chain(
+            roles
+                .iter()
+                .map(|r| (r, format!("DROP ROLE IF EXISTS {r}"))),
+        );
+    let mut failed = Vec::new();
+    for (name, sql) in statements {
+        if let Err(e) = client.batch_execute(&sql).await {
+            failed.push(format!("{name}: {}", db_message(&e)));
+        }
+    }
+    (!failed.is_empty()).then(|| failed.join("; "))
 }
 
 /// One leftover run on a server: its id and objects.
@@ -350,24 +355,7 @@ pub async fn clean(url: &str, dry_run: bool) -> Result<Vec<(Leftover, Option<Str
             out.push((run, None));
             continue;
         }
-        let mut failed = Vec::new();
-        for db in &run.databases {
-            if let Err(e) = client
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                .await
-            {
-                failed.push(format!("{db}: {}", db_message(&e)));
-            }
-        }
-        for role in &run.roles {
-            if let Err(e) = client
-                .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
-                .await
-            {
-                failed.push(format!("{role}: {}", db_message(&e)));
-            }
-        }
-        let problem = (!failed.is_empty()).then(|| failed.join("; "));
+        let problem = drop_objects(&client, &run.databases, &run.roles).await;
         out.push((run, problem));
     }
     Ok(out)

@@ -199,6 +199,8 @@ enum Kind {
     External {
         /// `--server` without its password, for messages.
         display: String,
+        /// What every object of this run is commented with (`external::comment`).
+        comment: String,
         maintenance: String,
         /// The owner role, when this run created it (else the owner is `conn`'s role).
         created_role: Option<String>,
@@ -508,6 +510,7 @@ impl Server {
             binaries,
             kind: Kind::External {
                 display,
+                comment,
                 maintenance,
                 created_role,
             },
@@ -536,8 +539,7 @@ impl Server {
     /// (an earlier case's) dropped first.
     pub async fn create_work_db(&self) -> Result<()> {
         let names = self.names.clone();
-        self.drop_databases(&[&names.work, &names.before, &names.original])
-            .await?;
+        self.drop_run_databases().await?;
         self.admin()
             .await?
             .batch_execute(&format!(
@@ -553,9 +555,8 @@ impl Server {
     /// The working database as a copy of `source`, a database already restored on the
     /// (external) server, which is only ever read by `TEMPLATE`.
     pub async fn create_work_from(&self, source: &str) -> Result<()> {
-        let names = self.names.clone();
-        self.drop_databases(&[&names.work, &names.before, &names.original])
-            .await?;
+        self.drop_run_databases().await?;
+        let names = &self.names;
         if self.external().is_none()
             || [&names.work, &names.before, &names.original].contains(&&source.to_string())
         {
@@ -614,6 +615,13 @@ impl Server {
         self.mark(copy).await
     }
 
+    /// Drop this run's databases, an earlier case's, before a case starts.
+    async fn drop_run_databases(&self) -> Result<()> {
+        let n = &self.names;
+        self.drop_databases(&[&n.work, &n.before, &n.original])
+            .await
+    }
+
     /// Drop these databases of this run if they exist (an earlier case's or step's).
     pub async fn drop_databases(&self, names: &[&str]) -> Result<()> {
         let admin = self.admin().await?;
@@ -633,15 +641,9 @@ impl Server {
 
     /// On an external server, the comment by which `clean` knows a database is a run's.
     async fn mark(&self, db: &str) -> Result<()> {
-        if self.external().is_none() {
+        let Kind::External { comment, .. } = &self.kind else {
             return Ok(());
-        }
-        let id = &db[external::PREFIX.len()..]
-            .split('_')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let comment = external::comment(id);
+        };
         self.admin()
             .await?
             .batch_execute(&format!("COMMENT ON DATABASE {db} IS '{comment}'"))

@@ -736,22 +736,19 @@ impl<'a> DbSource<'a> {
             .collect();
         for (i, (lo, hi)) in bounds.into_iter().enumerate() {
             let sql = table.range_sql(lo, hi);
-            let client = match i {
-                0 => None,
-                _ => Some(parallel.clients[i - 1].clone()),
-            };
             let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
             let name = table.name.clone();
-            // Range 0 runs on the source's own connection, through the same kind of task.
-            let own: Option<&Client> = client.is_none().then_some(self.client);
-            if let Some(own) = own {
+            if i == 0 {
+                // The first range on the source's own connection (its planner settings set).
                 let params: [&str; 0] = [];
-                let stream = own
+                let stream = self
+                    .client
                     .query_raw(&sql, params)
                     .await
                     .map_err(|e| query_error(&format!("rows of {name}"), e))?;
                 tokio::spawn(forward(Box::pin(stream), tx, name));
-            } else if let Some(client) = client {
+            } else {
+                let client = parallel.clients[i - 1].clone();
                 tokio::spawn(async move {
                     let params: [&str; 0] = [];
                     match client.query_raw(&sql, params).await {
