@@ -17,7 +17,7 @@ use jsonptr::{Pointer, PointerBuf};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::snapshot::{Header, Row, Source};
 
 /// Receives what the diff sees, in order: both headers; then per table, the table, and for each
@@ -166,6 +166,14 @@ pub struct TableCounts {
     /// Not read: the downgrade never wrote it (README "Untouched tables"); rows counted only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub untouched: bool,
+    /// Rows of a written table that the downgrade never wrote: equal on both sides, counted
+    /// (in `rows_before` and `rows_after` too), not read (README "Untouched rows").
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unread: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl TableCounts {
@@ -198,6 +206,18 @@ pub async fn diff(
     after: &mut impl Source,
     sink: &mut dyn DiffSink,
 ) -> Result<Summary> {
+    let mut summary = headers(before, after, sink).await?;
+    tables(before, after, sink, &mut summary).await?;
+    Ok(summary)
+}
+
+/// The first part of `diff`: both headers to the sink, and the revision's and the schema's
+/// operations. After it, the sinks know which tables they read whole (`wants_rows`).
+pub async fn headers(
+    before: &mut impl Source,
+    after: &mut impl Source,
+    sink: &mut dyn DiffSink,
+) -> Result<Summary> {
     let mut summary = Summary::default();
     let hb = before.header().await?;
     let ha = after.header().await?;
@@ -206,7 +226,16 @@ pub async fn diff(
     summary.revision_ops += diff_values(&revision, &hb.alembic_version, &ha.alembic_version, sink)?;
     let schema = PointerBuf::from_tokens(["schema"]);
     summary.schema_ops += diff_values(&schema, &hb.schema, &ha.schema, sink)?;
+    Ok(summary)
+}
 
+/// The rest of `diff`, after `headers`: the tables' rows.
+pub async fn tables(
+    before: &mut impl Source,
+    after: &mut impl Source,
+    sink: &mut dyn DiffSink,
+    summary: &mut Summary,
+) -> Result<()> {
     let mut tb = before.next_table().await?;
     let mut ta = after.next_table().await?;
     loop {
@@ -270,6 +299,21 @@ pub async fn diff(
                         counts.untouched = true;
                     }
                     None => {
+                        match (before.unread_rows(), after.unread_rows()) {
+                            (None, None) => {}
+                            (Some(b), Some(a)) if a == b && !sink.wants_rows(&table) => {
+                                (counts.rows_before, counts.rows_after) = (a, a);
+                                counts.unread = a;
+                            }
+                            // The caller narrows both sides alike, and only tables no sink
+                            // reads whole (`pipeline::narrow`): anything else is a bug, and
+                            // no verdict may rest on it.
+                            (b, a) => {
+                                return Err(Error::Run(format!(
+                                    "internal error: {table} read in part ({b:?} rows left unread before, {a:?} after); please report it"
+                                )));
+                            }
+                        }
                         summary.data_ops +=
                             merge_rows(&table, &table_path, before, after, counts, sink).await?
                     }
@@ -279,7 +323,7 @@ pub async fn diff(
             }
         }
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// Merge-join one table's rows by key.

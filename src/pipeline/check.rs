@@ -162,6 +162,7 @@ async fn run_case(
     let (before_tables, missing) = tables_of(server, server.work_db(), &selection).await?;
     warn_keyless(&before_tables);
     let started = Instant::now();
+    let since = Marks::next_xid(server).await?;
     server
         .copy_database(server.work_db(), server.before_db())
         .await?;
@@ -185,8 +186,9 @@ async fn run_case(
     selection
         .require(&missing, &after_tables, server, server.work_db())
         .await?;
-    let settled = marks.settled(
+    let unwritten = marks.unwritten(
         &Marks::take(server, plan.downgrade_superuser).await?,
+        since,
         &before_tables,
         &after_tables,
     );
@@ -242,7 +244,7 @@ async fn run_case(
             server,
             before,
             after,
-            settled,
+            unwritten,
             plan.input.jobs,
             &mut Tee(sinks),
         )

@@ -262,13 +262,14 @@ fn warn_keyless(tables: &[Table]) {
     }
 }
 
-/// Diff two databases of the server (their chosen tables) into `sink`; the `settled` tables
-/// (see `Marks`) are counted, not read, unless a sink wants their rows.
+/// Diff two databases of the server (their chosen tables) into `sink`; of what the step did
+/// not write (`Marks::unwritten`), the settled tables are counted, not read, and of the
+/// shaped ones only the written rows are read (`narrow`), unless a sink wants their rows.
 async fn diff_databases(
     server: &Server,
     (before_db, before_tables): (&str, Vec<Table>),
     (after_db, after_tables): (&str, Vec<Table>),
-    settled: BTreeSet<String>,
+    unwritten: Unwritten,
     jobs: Option<usize>,
     sink: &mut dyn diff::DiffSink,
 ) -> Result<diff::Summary> {
@@ -277,16 +278,19 @@ async fn diff_databases(
     let after = server.connect(after_db).await?;
     let before_parallel = parallel(server, before_db, jobs).await?;
     let after_parallel = parallel(server, after_db, jobs).await?;
-    diff::diff(
-        &mut DbSource::new(&before, before_tables)
-            .settled(settled.clone())
-            .parallel(before_parallel),
-        &mut DbSource::new(&after, after_tables)
-            .settled(settled)
-            .parallel(after_parallel),
-        sink,
-    )
-    .await
+    let mut before_source = DbSource::new(&before, before_tables)
+        .settled(unwritten.settled.clone())
+        .parallel(before_parallel);
+    let mut after_source = DbSource::new(&after, after_tables.clone())
+        .settled(unwritten.settled.clone())
+        .parallel(after_parallel);
+    let mut summary = diff::headers(&mut before_source, &mut after_source, sink).await?;
+    // The sinks have seen the headers: they know which tables they read whole.
+    let narrowed = narrow(&before, &after, &after_tables, &unwritten, sink).await?;
+    before_source.narrow(narrowed.clone());
+    after_source.narrow(narrowed);
+    diff::tables(&mut before_source, &mut after_source, sink, &mut summary).await?;
+    Ok(summary)
 }
 
 /// `--jobs`, or one per core the server's machine has to spare: on the embedded server, this
@@ -323,12 +327,23 @@ async fn parallel(server: &Server, dbname: &str, jobs: usize) -> Result<Option<d
     Ok(Some(db::Parallel::new(clients, min_rows).await?))
 }
 
-/// The working database's per-table write marks (`db::table_marks`), taken right after the
+/// The working database's per-table marks (`db::table_marks`), taken right after the
 /// before-copy and again after the migration step, once none of its sessions is left (each
 /// flushes its counters while exiting, PostgreSQL 15+).
-struct Marks(Option<BTreeMap<String, String>>);
+struct Marks(Option<BTreeMap<String, db::Mark>>);
 
 impl Marks {
+    /// The server's next transaction id, read on the admin connection (no session on the
+    /// working database: the before-copy needs none). Taken before the copy, it bounds every
+    /// tuple the copy lacks: a session that wrote under an older id was connected before it,
+    /// and a copy is made only while nobody is connected.
+    async fn next_xid(server: &Server) -> Result<u64> {
+        if server.major() < 15 {
+            return Ok(0); // marks are not taken before 15 (`db::table_marks`)
+        }
+        db::next_xid(server.admin().await?).await
+    }
+
     /// Marks of the working database now; none when a superuser ran (or will run) user code,
     /// which could reset the counters (`pg_stat_reset`).
     async fn take(server: &Server, superuser: bool) -> Result<Marks> {
@@ -339,32 +354,117 @@ impl Marks {
         Ok(Marks(db::table_marks(&client).await?))
     }
 
-    /// The tables the step never wrote: same OID, file, write counters and columns on both
-    /// sides, same key, and nothing database-wide changed. Equal by construction, so the diff
-    /// need not read them (README "Untouched tables").
-    fn settled(
+    /// What the step did not write, from the marks before (`self`) and after it (README
+    /// "Untouched tables", "Untouched rows"): the tables it never wrote (same OID, file, write
+    /// counters, columns and key), equal by construction, which the diff need not read; and
+    /// the tables whose OID, columns and key stayed, whose rows it did not write read the same
+    /// on both sides. `since` is `next_xid` before the before-copy. Nothing when anything
+    /// database-wide changed.
+    fn unwritten(
         &self,
         after: &Marks,
+        since: u64,
         before_tables: &[Table],
         after_tables: &[Table],
-    ) -> BTreeSet<String> {
+    ) -> Unwritten {
+        let mut unwritten = Unwritten {
+            since,
+            ..Unwritten::default()
+        };
         let (Some(b), Some(a)) = (&self.0, &after.0) else {
-            return BTreeSet::new();
+            return unwritten;
         };
         if b.get("") != a.get("") {
-            return BTreeSet::new();
+            return unwritten;
         }
-        before_tables
-            .iter()
-            .filter(|t| {
-                after_tables
-                    .iter()
-                    .any(|u| u.name == t.name && u.key == t.key)
-            })
-            .filter(|t| b.get(&t.name).is_some_and(|m| a.get(&t.name) == Some(m)))
-            .map(|t| t.name.clone())
-            .collect()
+        let same_key = |t: &&Table| {
+            after_tables
+                .iter()
+                .any(|u| u.name == t.name && u.key == t.key)
+        };
+        for t in before_tables.iter().filter(same_key) {
+            let (Some(mb), Some(ma)) = (b.get(&t.name), a.get(&t.name)) else {
+                continue;
+            };
+            if mb == ma {
+                unwritten.settled.insert(t.name.clone());
+            } else if mb.shape == ma.shape {
+                unwritten.shaped.insert(t.name.clone());
+            }
+        }
+        unwritten
     }
+}
+
+/// What the step did not write (`Marks::unwritten`), for `diff_databases`.
+#[derive(Debug, Default)]
+struct Unwritten {
+    /// Tables never written: counted, not read.
+    settled: BTreeSet<String>,
+    /// Tables written, in the same shape: of these, only the rows written are read when
+    /// that is provably enough (`narrow`).
+    shaped: BTreeSet<String>,
+    /// The next transaction id before the before-copy: every tuple the step wrote has one at
+    /// or past it.
+    since: u64,
+}
+
+/// Tables with fewer rows are read whole: narrowing costs three counting scans
+/// (`PGSNAPDIFF_NARROW_ROWS` overrides, for tests and tuning).
+const NARROW_ROWS: u64 = 10_000;
+/// Narrowing holds the written keys in memory: at most this many, and a quarter of the rows.
+const NARROW_KEYS: u64 = 200_000;
+
+/// The `shaped` tables of which only the rows the step wrote are read, with proof that the rest
+/// are equal on both sides (README "Untouched rows"). A row the step did not write is the same
+/// tuple in both databases (the before-copy is a file copy, the shape is unchanged), so it
+/// reads the same. The written rows are those whose xmin lies in the step's transaction ids
+/// (`db::written_keys`); call their keys K. Then the before side holds the
+/// untouched rows (after's rows less K, keys unique on both sides), the rows with a key in K,
+/// and the rows the step removed or re-keyed, and nothing else; so when
+/// `before rows - before rows with a key in K == after rows - |K|`, nothing was removed, and
+/// reading the rows with a key in K on both sides sees every difference. Otherwise the table
+/// is read whole. Not for tables a check reads whole (`DiffSink::wants_rows`).
+async fn narrow(
+    before: &tokio_postgres::Client,
+    after: &tokio_postgres::Client,
+    tables: &[Table],
+    unwritten: &Unwritten,
+    sink: &dyn diff::DiffSink,
+) -> Result<BTreeMap<String, db::Narrowed>> {
+    let min_rows = std::env::var("PGSNAPDIFF_NARROW_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(NARROW_ROWS);
+    let mut narrowed = BTreeMap::new();
+    for table in tables {
+        if !unwritten.shaped.contains(&table.name) || sink.wants_rows(&table.name) {
+            continue;
+        }
+        let cap = |rows: u64| {
+            if rows < min_rows {
+                0
+            } else {
+                (rows / 4).min(NARROW_KEYS)
+            }
+        };
+        let Some((rows_after, keys)) = db::written_keys(after, table, unwritten.since, cap).await?
+        else {
+            continue;
+        };
+        let (rows_before, matched) = db::count_keys(before, table, &keys).await?;
+        let unread = rows_after - keys.len() as u64;
+        if rows_before - matched == unread {
+            let keys = std::sync::Arc::new(keys);
+            narrowed.insert(table.name.clone(), db::Narrowed { keys, unread });
+        } else {
+            progress(format!(
+                "{}: rows removed or re-keyed by the step; reading it whole",
+                table.name
+            ));
+        }
+    }
+    Ok(narrowed)
 }
 
 /// The losses `candidates` (from `expect::rules::SchemaLoss`) with their counts, read from

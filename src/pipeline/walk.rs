@@ -80,6 +80,7 @@ async fn step(w: &Walker<'_>, number: usize, from: Vec<String>) -> Result<WalkSt
     let started = Instant::now();
     server.drop_databases(&[server.before_db()]).await?;
     let (before_tables, missing) = tables_of(server, server.work_db(), &w.selection).await?;
+    let since = Marks::next_xid(server).await?;
     server
         .copy_database(server.work_db(), server.before_db())
         .await?;
@@ -142,8 +143,9 @@ async fn step(w: &Walker<'_>, number: usize, from: Vec<String>) -> Result<WalkSt
             .require(&missing, &after_tables, server, server.work_db())
             .await?;
     }
-    let settled = marks.settled(
+    let unwritten = marks.unwritten(
         &Marks::take(server, plan.superuser).await?,
+        since,
         &before_tables,
         &after_tables,
     );
@@ -163,7 +165,7 @@ async fn step(w: &Walker<'_>, number: usize, from: Vec<String>) -> Result<WalkSt
             server,
             before,
             after,
-            settled,
+            unwritten,
             plan.input.jobs,
             &mut Tee(sinks),
         )

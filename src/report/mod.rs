@@ -79,19 +79,17 @@ fn write_tables(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
             unchanged += 1;
             untouched += u32::from(c.untouched);
         } else {
+            let read = if c.untouched {
+                ", untouched: counted, not read".to_string()
+            } else if c.unread > 0 {
+                format!(", {} rows never written: counted, not read", c.unread)
+            } else {
+                String::new()
+            };
             writeln!(
                 out,
-                "table     {table}: {} rows before, {} after ({} changed, {} added, {} removed){}",
-                c.rows_before,
-                c.rows_after,
-                c.changed,
-                c.added,
-                c.removed,
-                if c.untouched {
-                    ", untouched: counted, not read"
-                } else {
-                    ""
-                }
+                "table     {table}: {} rows before, {} after ({} changed, {} added, {} removed){read}",
+                c.rows_before, c.rows_after, c.changed, c.added, c.removed,
             )?;
         }
     }

@@ -136,6 +136,17 @@ impl Table {
         self.range_sql(None, None)
     }
 
+    /// `rows_sql` for the rows with one of these keys only (`Narrowed`); a keyed table.
+    fn keys_sql(&self, keys: &[String]) -> String {
+        let key = self.key_sql().expect("a keyed table (written_keys)");
+        format!(
+            "SELECT k, r FROM (SELECT {key} AS k, row_to_json(t.*)::text AS r FROM {} \
+              WHERE {key} = ANY({})) s ORDER BY k COLLATE \"C\"",
+            self.relation_sql(),
+            text_array(keys)
+        )
+    }
+
     /// `rows_sql` for the keys in `[lo, hi)` (byte order; an open end is unbounded): one
     /// part of a table read in parallel (`Parallel`). Only for tables with a key and no
     /// partitions.
@@ -528,7 +539,7 @@ fn insert_at(root: &mut Value, path: &[String], value: Value) {
 /// that may drop messages and lags), with `track_counts` off, or while another session is
 /// connected (a lingering one may hold writes it has not yet counted). README "Untouched
 /// tables".
-pub async fn table_marks(client: &Client) -> Result<Option<BTreeMap<String, String>>> {
+pub async fn table_marks(client: &Client) -> Result<Option<BTreeMap<String, Mark>>> {
     let ok: bool = client
         .query_one(
             "SELECT current_setting('server_version_num')::int >= 150000
@@ -546,7 +557,8 @@ pub async fn table_marks(client: &Client) -> Result<Option<BTreeMap<String, Stri
     }
     let sql = format!(
         "SELECT n.nspname || '.' || c.relname,
-                concat_ws('|', c.oid, c.relfilenode, s.n_tup_ins, s.n_tup_upd, s.n_tup_del,
+                concat_ws('|', c.relfilenode, s.n_tup_ins, s.n_tup_upd, s.n_tup_del),
+                concat_ws('|', c.oid,
                   (SELECT string_agg(concat_ws(' ', a.attnum, a.attname,
                                        format_type(a.atttypid, a.atttypmod), a.attgenerated,
                                        pg_get_expr(d.adbin, d.adrelid)), ',' ORDER BY a.attnum)
@@ -565,7 +577,7 @@ pub async fn table_marks(client: &Client) -> Result<Option<BTreeMap<String, Stri
                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                    AND (t.typtype <> 'b' OR (e.oid IS NOT NULL AND e.typtype <> 'b')))
          UNION ALL
-         SELECT '', concat_ws('|',
+         SELECT '', '', concat_ws('|',
                   (SELECT string_agg(extname || ' ' || extversion, ',' ORDER BY extname)
                      FROM pg_extension),
                   (SELECT string_agg(array_to_string(setconfig, ','), ';' ORDER BY setrole)
@@ -579,9 +591,131 @@ pub async fn table_marks(client: &Client) -> Result<Option<BTreeMap<String, Stri
         .map_err(|e| query_error("table write counters", e))?;
     Ok(Some(
         rows.iter()
-            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .map(|r| {
+                let mark = Mark {
+                    writes: r.get(1),
+                    shape: r.get(2),
+                };
+                (r.get::<_, String>(0), mark)
+            })
             .collect(),
     ))
+}
+
+/// One table's mark (`table_marks`); the `""` entry has only a shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// The file and the insert, update and delete counters: what a write changes.
+    pub writes: String,
+    /// The OID and the columns (name, type, generation, default): what decides how an
+    /// unwritten row reads.
+    pub shape: String,
+}
+
+/// The next transaction id the server will assign (`pg_current_snapshot`'s xmax, 64 bits with
+/// its epoch). Every tuple written after this moment, in any database of the server, carries
+/// an xmin at or past it (`written_keys`).
+pub async fn next_xid(client: &Client) -> Result<u64> {
+    let next: i64 = client
+        .query_one(
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error("the next transaction id", e))?
+        .get(0);
+    Ok(next as u64)
+}
+
+/// "Written at or after transaction id `since`" (`next_xid`) as a condition on a tuple's
+/// 32-bit `xmin`, wraparound included: the xmin lies in the 2^31 ids from `since` on, the half
+/// of the id circle PostgreSQL itself calls the future of `since`. A frozen tuple keeps its
+/// original xmin (PostgreSQL 9.4+), so one written since still matches; an older tuple matches
+/// only when its xmin is from more than 2^31 ids ago, and is then read and compared like a
+/// written one: a match costs a read, never a wrong answer.
+fn written_sql(since: u64) -> String {
+    format!(
+        "((t.xmin::text::bigint - {}) & 4294967295) < 2147483648",
+        since & 0xFFFF_FFFF
+    )
+}
+
+/// A table's rows written since transaction id `since`: how many rows it has, and the keys of
+/// the written ones (in key byte order) when there are at most `cap(rows)` of them. None for
+/// a table without a key.
+pub async fn written_keys(
+    client: &Client,
+    table: &Table,
+    since: u64,
+    cap: impl Fn(u64) -> u64,
+) -> Result<Option<(u64, Vec<String>)>> {
+    let Some(key) = table.key_sql() else {
+        return Ok(None);
+    };
+    let from = table.relation_sql();
+    let written = written_sql(since);
+    let row = client
+        .query_one(
+            &format!("SELECT count(*), count(*) FILTER (WHERE {written}) FROM {from}"),
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(&format!("rows written in {}", table.name), e))?;
+    let (rows, n) = (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64);
+    if n > cap(rows) {
+        return Ok(None);
+    }
+    let keys = client
+        .query(
+            &format!(
+                "SELECT k FROM (SELECT {key} AS k FROM {from} WHERE {written}) s ORDER BY k COLLATE \"C\""
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(&format!("keys written in {}", table.name), e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(Some((rows, keys)))
+}
+
+/// A table's rows, and how many of them have one of `keys`.
+pub async fn count_keys(client: &Client, table: &Table, keys: &[String]) -> Result<(u64, u64)> {
+    let key = table.key_sql().expect("a keyed table (written_keys)");
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*), count(*) FILTER (WHERE {key} = ANY({})) FROM {}",
+                text_array(keys),
+                table.relation_sql()
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(&format!("rows of {}", table.name), e))?;
+    Ok((row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64))
+}
+
+/// Strings as an SQL `text[]` literal (a constant: PostgreSQL 14+ looks `= ANY` up in a hash).
+fn text_array(items: &[String]) -> String {
+    let elements: Vec<String> = items
+        .iter()
+        .map(|k| format!("\"{}\"", k.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!(
+        "{}::text[]",
+        literal(&format!("{{{}}}", elements.join(",")))
+    )
+}
+
+/// Which rows of a table a `DbSource` reads when only some were written (`DbSource::narrowed`):
+/// these keys; the table's other rows are equal on both sides and only counted.
+#[derive(Debug, Clone)]
+pub struct Narrowed {
+    pub keys: std::sync::Arc<Vec<String>>,
+    /// The rows not read (the same number on both sides).
+    pub unread: u64,
 }
 
 /// Planner settings for `rows_sql`'s streaming plan, set once per `DbSource` connection (after
@@ -640,6 +774,10 @@ pub struct DbSource<'a> {
     header: Option<Header>,
     /// Tables known not to have been written (`settled_rows` counts them instead).
     settled: std::collections::BTreeSet<String>,
+    /// Tables of which only some rows were written: only those are read.
+    narrowed: BTreeMap<String, Narrowed>,
+    /// The current table's rows not read, when it is narrowed.
+    unread: Option<u64>,
     parallel: Option<Parallel>,
     /// The current table's ranges still to hand on, when it is read in parallel.
     ranges: std::collections::VecDeque<RangeRows>,
@@ -655,6 +793,8 @@ impl<'a> DbSource<'a> {
             current: None,
             header: None,
             settled: Default::default(),
+            narrowed: Default::default(),
+            unread: None,
             parallel: None,
             ranges: Default::default(),
         }
@@ -773,6 +913,12 @@ impl<'a> DbSource<'a> {
         self
     }
 
+    /// Read only the written rows of these tables (see `Narrowed`); their other rows are
+    /// counted (`unread_rows`), equal on both sides. Before the first table.
+    pub fn narrow(&mut self, tables: BTreeMap<String, Narrowed>) {
+        self.narrowed = tables;
+    }
+
     async fn open(&mut self, table: Table) -> Result<()> {
         if !self.streaming {
             self.client
@@ -781,13 +927,16 @@ impl<'a> DbSource<'a> {
                 .map_err(|e| query_error("planner settings", e))?;
             self.streaming = true;
         }
-        if self.open_ranges(&table).await? {
-            return Ok(());
-        }
+        let keys = self.narrowed.get(&table.name).map(|n| n.keys.clone());
+        let sql = match keys {
+            Some(keys) => table.keys_sql(&keys),
+            None if self.open_ranges(&table).await? => return Ok(()),
+            None => table.rows_sql(),
+        };
         let params: [&str; 0] = [];
         let stream = self
             .client
-            .query_raw(&table.rows_sql(), params)
+            .query_raw(&sql, params)
             .await
             .map_err(|e| query_error(&format!("rows of {}", table.name), e))?;
         self.current = Some((table.name, Box::pin(stream)));
@@ -828,6 +977,7 @@ impl Source for DbSource<'_> {
             return Ok(None);
         };
         let name = table.name.clone();
+        self.unread = self.narrowed.get(&name).map(|n| n.unread);
         // A settled table's rows may never be asked for: its stream waits for next_row.
         if self.settled.contains(&name) {
             self.pending = Some(table);
@@ -853,6 +1003,10 @@ impl Source for DbSource<'_> {
             .await
             .map_err(|e| query_error(&format!("rows of {}", t.name), e))?;
         Ok(Some(row.get::<_, i64>(0) as u64))
+    }
+
+    fn unread_rows(&self) -> Option<u64> {
+        self.unread
     }
 
     async fn next_row(&mut self) -> Result<Option<Row>> {

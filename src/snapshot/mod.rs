@@ -60,4 +60,9 @@ pub trait Source {
     async fn settled_rows(&mut self) -> Result<Option<u64>> {
         Ok(None)
     }
+    /// The current table's rows that `next_row` will not give: the step never wrote them, so
+    /// they are equal on both sides (`DbSource::narrowed`). `None`: every row is given.
+    fn unread_rows(&self) -> Option<u64> {
+        None
+    }
 }

@@ -66,6 +66,9 @@ pub(crate) struct TableCountsDoc {
     /// Not read: the downgrade never wrote it.
     #[serde(default)]
     pub(crate) untouched: bool,
+    /// Rows of a written table that the downgrade never wrote: counted, not read.
+    #[serde(default)]
+    pub(crate) unread: u64,
 }
 
 #[derive(Debug, serde::Deserialize)]

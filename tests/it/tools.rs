@@ -190,6 +190,105 @@ pub(crate) fn walk_goes_on_past_a_chosen_table_that_a_step_dropped() {
 }
 
 #[test]
+pub(crate) fn of_a_written_table_only_the_rows_the_downgrade_wrote_are_read() {
+    // 20 rows per table; narrowing on from 0 rows (PGSNAPDIFF_NARROW_ROWS) so these are
+    // narrowed as a big table would be. Where the counts prove nothing was removed, only the
+    // written rows are read; a delete, a changed key, a new column or a json column (new-shape
+    // reads it) make the table read whole; VACUUM FULL and FREEZE keep the xmin that finds the
+    // written rows. Whatever was read, the patch is byte for byte the one of reading
+    // everything (as the superuser, no table is narrowed).
+    let ctx = Ctx::new();
+    let step = format!(
+        "psql -X -q -v ON_ERROR_STOP=1 -f {}",
+        s(&fixture("ok/written.down.sql"))
+    );
+    let dump = fixture("ok/written.sql");
+    let run = |extra: &[&str], name: &str| -> (ResultDoc, String) {
+        let (result, patch) = (
+            ctx.path(&format!("{name}.json")),
+            ctx.path(&format!("{name}.patch")),
+        );
+        let mut args = vec![
+            "check",
+            "-c",
+            "/dev/null",
+            "--dump",
+            s(&dump),
+            "--downgrade-cmd",
+            &step,
+            "--result-out",
+            s(&result),
+            "-o",
+            s(&patch),
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = ctx.command(&args);
+        cmd.env("PGSNAPDIFF_NARROW_ROWS", "0");
+        let run = ctx.finish(&mut cmd);
+        // Rows were removed (rows-preserved fails): exit 1, every table still diffed.
+        run.assert_code(1);
+        let doc: ResultDoc =
+            serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+        (doc, std::fs::read_to_string(&patch).unwrap())
+    };
+    let (doc, patch) = run(&[], "narrowed");
+    let counts = |doc: &ResultDoc| -> Vec<(String, [u64; 6])> {
+        doc.tables
+            .iter()
+            .map(|(t, c)| {
+                let n = [
+                    c.rows_before,
+                    c.rows_after,
+                    c.changed,
+                    c.added,
+                    c.removed,
+                    c.unread,
+                ];
+                (t.clone(), n)
+            })
+            .collect()
+    };
+    let expect = |t: &str, n: [u64; 6]| (format!("public.{t}"), n);
+    assert_eq!(
+        counts(&doc),
+        [
+            // before, after, changed, added, removed, unread
+            expect("w_add_column", [20, 20, 20, 0, 0, 0]),
+            expect("w_delete", [20, 19, 1, 0, 1, 0]),
+            expect("w_freeze", [20, 20, 1, 0, 0, 19]),
+            expect("w_insert", [20, 22, 0, 2, 0, 20]),
+            expect("w_json", [20, 20, 1, 0, 0, 0]),
+            expect("w_noop", [20, 20, 0, 0, 0, 17]),
+            expect("w_pair", [20, 20, 4, 0, 0, 16]),
+            expect("w_rekey", [20, 20, 0, 1, 1, 0]),
+            expect("w_update", [20, 20, 2, 0, 0, 18]),
+            expect("w_vacuum_full", [20, 20, 1, 0, 0, 19]),
+        ]
+    );
+    let (all, all_patch) = run(&["--downgrade-superuser"], "whole");
+    assert!(
+        all.tables.values().all(|c| c.unread == 0),
+        "{:?}",
+        counts(&all)
+    );
+    assert_eq!(
+        counts(&all)
+            .iter()
+            .map(|(t, n)| (t, &n[..5]))
+            .collect::<Vec<_>>(),
+        counts(&doc)
+            .iter()
+            .map(|(t, n)| (t, &n[..5]))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(patch, all_patch);
+    assert!(
+        patch.contains(r#""path":"/data/public.w_pair/[1, \"b\\\\1\"]/v""#),
+        "{patch}"
+    );
+}
+
+#[test]
 pub(crate) fn only_a_table_the_downgrade_never_wrote_is_counted_instead_of_read() {
     // Every way of writing a table: an UPDATE (even one that changes nothing), DELETE,
     // INSERT, TRUNCATE, a rewrite (ALTER TYPE, VACUUM FULL, CLUSTER), columns added, dropped
