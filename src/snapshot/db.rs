@@ -1060,4 +1060,22 @@ mod tests {
         );
         assert!(sql.ends_with("ORDER BY s.k COLLATE \"C\""), "{sql}");
     }
+
+    #[test]
+    fn keys_become_one_array_literal_whatever_they_hold() {
+        let keys = ["1", r#"[2, "a\"b"]"#, "it's", "{x,y}"].map(String::from);
+        assert_eq!(
+            text_array(&keys),
+            r#"'{"1","[2, \"a\\\"b\"]","it''s","{x,y}"}'::text[]"#
+        );
+    }
+
+    #[test]
+    fn written_rows_are_the_half_circle_of_ids_from_since_on() {
+        // The 32-bit distance, so ids past a wraparound still count as after `since`.
+        assert_eq!(
+            written_sql((5 << 32) + 4_294_967_290),
+            "((t.xmin::text::bigint - 4294967290) & 4294967295) < 2147483648"
+        );
+    }
 }
