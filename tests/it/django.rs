@@ -286,3 +286,97 @@ pub(crate) fn django_preset_walks_one_app_down_and_names_the_cascade() {
         run.stderr
     );
 }
+
+#[test]
+pub(crate) fn django_data_migration_reversed_on_some_rows_reads_only_those() {
+    // A data-only migration of the user's kind (RunPython both ways): large totals are kept
+    // in cents; its reverse turns them back. The reverse writes one order of four, so only
+    // that row is read (narrowing forced on from 0 rows), and the patch is the one of
+    // reading everything (as the superuser nothing is narrowed).
+    let theirs = ScratchServer::start();
+    let ctx = Ctx::new();
+    let project = ctx.path("django");
+    copy_dir(&django_dir(), &project);
+    std::fs::write(
+        project.join("shop/migrations/0004_cents.py"),
+        r#"from django.db import migrations
+from django.db.models import F
+
+
+def to_cents(apps, schema_editor):
+    apps.get_model("shop", "Order").objects.filter(total__gte=1000).update(total=F("total") * 100)
+
+
+def from_cents(apps, schema_editor):
+    apps.get_model("shop", "Order").objects.filter(total__gte=100000).update(total=F("total") / 100)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0003_email")]
+    operations = [migrations.RunPython(to_cents, from_cents)]
+"#,
+    )
+    .unwrap();
+    let dump = django_dump(&theirs, &ctx);
+    // The dump is at shop 0003: apply 0004 from the copy, then dump again.
+    let python = venv().join("bin/python");
+    let migrate = std::process::Command::new(&python)
+        .args([s(&project.join("manage.py")), "migrate", "shop"])
+        .env("DATABASE_URL", theirs.url("shop"))
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "{migrate:?}");
+    theirs.dump("shop", &dump);
+    let run = |extra: &[&str], name: &str| -> (ResultDoc, String) {
+        let (result, patch) = (
+            ctx.path(&format!("{name}.json")),
+            ctx.path(&format!("{name}.patch")),
+        );
+        let mut args = vec![
+            "check",
+            "-c",
+            "/dev/null",
+            "--dump",
+            s(&dump),
+            "--tool",
+            "django",
+            "--downgrade-cwd",
+            s(&project),
+            "--expect-revision",
+            "shop.0003_email",
+            "--result-out",
+            s(&result),
+            "-o",
+            s(&patch),
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = ctx.command(&args);
+        cmd.env("PGSNAPDIFF_NARROW_ROWS", "0");
+        let run = ctx.finish(activated(&mut cmd));
+        run.assert_code(0);
+        let doc: ResultDoc =
+            serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+        (doc, std::fs::read_to_string(&patch).unwrap())
+    };
+    let (doc, patch) = run(&[], "narrowed");
+    let orders = &doc.tables["public.shop_order"];
+    assert_eq!(
+        (
+            orders.rows_before,
+            orders.rows_after,
+            orders.changed,
+            orders.unread
+        ),
+        (4, 4, 1, 3)
+    );
+    assert_eq!(
+        patch
+            .matches(r#""path":"/data/public.shop_order/3/total","value":1500.00}"#)
+            .count(),
+        1,
+        "{patch}"
+    );
+    let (all, all_patch) = run(&["--downgrade-superuser"], "whole");
+    assert_eq!(all.tables["public.shop_order"].unread, 0);
+    assert_eq!(patch, all_patch);
+}
