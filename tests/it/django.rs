@@ -327,36 +327,21 @@ class Migration(migrations.Migration):
         .unwrap();
     assert!(migrate.status.success(), "{migrate:?}");
     theirs.dump("shop", &dump);
-    let run = |extra: &[&str], name: &str| -> (ResultDoc, String) {
-        let (result, patch) = (
-            ctx.path(&format!("{name}.json")),
-            ctx.path(&format!("{name}.patch")),
-        );
-        let mut args = vec![
-            "check",
-            "-c",
-            "/dev/null",
-            "--dump",
-            s(&dump),
-            "--tool",
-            "django",
-            "--downgrade-cwd",
-            s(&project),
-            "--expect-revision",
-            "shop.0003_email",
-            "--result-out",
-            s(&result),
-            "-o",
-            s(&patch),
-        ];
-        args.extend_from_slice(extra);
-        let mut cmd = ctx.command(&args);
-        cmd.env("PGSNAPDIFF_NARROW_ROWS", "0");
-        let run = ctx.finish(activated(&mut cmd));
-        run.assert_code(0);
-        let doc: ResultDoc =
-            serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
-        (doc, std::fs::read_to_string(&patch).unwrap())
+    let base = [
+        "check",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&dump),
+        "--tool",
+        "django",
+        "--downgrade-cwd",
+        s(&project),
+        "--expect-revision",
+        "shop.0003_email",
+    ];
+    let run = |extra: &[&str], name: &str| {
+        super::tools::narrowing_run(&ctx, &[&base[..], extra].concat(), name, 0, activated)
     };
     let (doc, patch) = run(&[], "narrowed");
     let orders = &doc.tables["public.shop_order"];

@@ -189,6 +189,28 @@ pub(crate) fn walk_goes_on_past_a_chosen_table_that_a_step_dropped() {
     assert!(doc.complete);
 }
 
+/// A check with narrowing on from 0 rows (`PGSNAPDIFF_NARROW_ROWS`), `-o` and `--result-out`
+/// files named `name`, expected to exit `code`: its result and its patch.
+pub(crate) fn narrowing_run(
+    ctx: &Ctx,
+    args: &[&str],
+    name: &str,
+    code: i32,
+    prepare: impl Fn(&mut std::process::Command) -> &mut std::process::Command,
+) -> (ResultDoc, String) {
+    let (result, patch) = (
+        ctx.path(&format!("{name}.json")),
+        ctx.path(&format!("{name}.patch")),
+    );
+    let mut args = args.to_vec();
+    args.extend_from_slice(&["--result-out", s(&result), "-o", s(&patch)]);
+    let mut cmd = ctx.command(&args);
+    cmd.env("PGSNAPDIFF_NARROW_ROWS", "0");
+    ctx.finish(prepare(&mut cmd)).assert_code(code);
+    let doc: ResultDoc = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    (doc, std::fs::read_to_string(&patch).unwrap())
+}
+
 #[test]
 pub(crate) fn of_a_written_table_only_the_rows_the_downgrade_wrote_are_read() {
     // 20 rows per table; narrowing on from 0 rows (PGSNAPDIFF_NARROW_ROWS) so these are
@@ -203,33 +225,18 @@ pub(crate) fn of_a_written_table_only_the_rows_the_downgrade_wrote_are_read() {
         s(&fixture("ok/written.down.sql"))
     );
     let dump = fixture("ok/written.sql");
-    let run = |extra: &[&str], name: &str| -> (ResultDoc, String) {
-        let (result, patch) = (
-            ctx.path(&format!("{name}.json")),
-            ctx.path(&format!("{name}.patch")),
-        );
-        let mut args = vec![
-            "check",
-            "-c",
-            "/dev/null",
-            "--dump",
-            s(&dump),
-            "--downgrade-cmd",
-            &step,
-            "--result-out",
-            s(&result),
-            "-o",
-            s(&patch),
-        ];
-        args.extend_from_slice(extra);
-        let mut cmd = ctx.command(&args);
-        cmd.env("PGSNAPDIFF_NARROW_ROWS", "0");
-        let run = ctx.finish(&mut cmd);
+    let base = [
+        "check",
+        "-c",
+        "/dev/null",
+        "--dump",
+        s(&dump),
+        "--downgrade-cmd",
+        &step,
+    ];
+    let run = |extra: &[&str], name: &str| {
         // Rows were removed (rows-preserved fails): exit 1, every table still diffed.
-        run.assert_code(1);
-        let doc: ResultDoc =
-            serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
-        (doc, std::fs::read_to_string(&patch).unwrap())
+        narrowing_run(&ctx, &[&base[..], extra].concat(), name, 1, |c| c)
     };
     let (doc, patch) = run(&[], "narrowed");
     let counts = |doc: &ResultDoc| -> Vec<(String, [u64; 6])> {
