@@ -320,11 +320,16 @@ async fn parallel(server: &Server, dbname: &str, jobs: usize) -> Result<Option<d
     for _ in 1..jobs {
         clients.push(server.connect(dbname).await?);
     }
-    let min_rows = std::env::var("PGSNAPDIFF_SPLIT_ROWS")
+    let min_rows = rows_setting("PGSNAPDIFF_SPLIT_ROWS", SPLIT_ROWS);
+    Ok(Some(db::Parallel::new(clients, min_rows).await?))
+}
+
+/// A row-count threshold from the environment (for tests and tuning), else `default`.
+fn rows_setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(SPLIT_ROWS);
-    Ok(Some(db::Parallel::new(clients, min_rows).await?))
+        .unwrap_or(default)
 }
 
 /// The working database's per-table marks (`db::table_marks`), taken right after the
@@ -432,28 +437,20 @@ async fn narrow(
     unwritten: &Unwritten,
     sink: &dyn diff::DiffSink,
 ) -> Result<BTreeMap<String, db::Narrowed>> {
-    let min_rows = std::env::var("PGSNAPDIFF_NARROW_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(NARROW_ROWS);
+    let min_rows = rows_setting("PGSNAPDIFF_NARROW_ROWS", NARROW_ROWS);
     let mut narrowed = BTreeMap::new();
     for table in tables {
         if !unwritten.shaped.contains(&table.name) || sink.wants_rows(&table.name) {
             continue;
         }
-        let cap = |rows: u64| {
-            if rows < min_rows {
-                0
-            } else {
-                (rows / 4).min(NARROW_KEYS)
-            }
-        };
+        let cap = |rows: u64| (rows >= min_rows).then(|| (rows / 4).min(NARROW_KEYS));
         let Some((rows_after, keys)) = db::written_keys(after, table, unwritten.since, cap).await?
         else {
             continue;
         };
-        let (rows_before, matched) = db::count_keys(before, table, &keys).await?;
         let unread = rows_after - keys.len() as u64;
+        let keys = db::text_array(&keys);
+        let (rows_before, matched) = db::count_keys(before, table, &keys).await?;
         if rows_before - matched == unread {
             let keys = std::sync::Arc::new(keys);
             narrowed.insert(table.name.clone(), db::Narrowed { keys, unread });

@@ -136,14 +136,14 @@ impl Table {
         self.range_sql(None, None)
     }
 
-    /// `rows_sql` for the rows with one of these keys only (`Narrowed`); a keyed table.
-    fn keys_sql(&self, keys: &[String]) -> String {
+    /// `rows_sql` for the rows with one of these keys only (`Narrowed`, `text_array`); a
+    /// keyed table.
+    fn keys_sql(&self, keys: &str) -> String {
         let key = self.key_sql().expect("a keyed table (written_keys)");
         format!(
             "SELECT k, r FROM (SELECT {key} AS k, row_to_json(t.*)::text AS r FROM {} \
-              WHERE {key} = ANY({})) s ORDER BY k COLLATE \"C\"",
-            self.relation_sql(),
-            text_array(keys)
+              WHERE {key} = ANY({keys})) s ORDER BY k COLLATE \"C\"",
+            self.relation_sql()
         )
     }
 
@@ -641,13 +641,13 @@ fn written_sql(since: u64) -> String {
 }
 
 /// A table's rows written since transaction id `since`: how many rows it has, and the keys of
-/// the written ones (in key byte order) when there are at most `cap(rows)` of them. None for
-/// a table without a key.
+/// the written ones (in key byte order) when there are at most `cap(rows)` of them (`None`: not
+/// at all). None for a table without a key.
 pub async fn written_keys(
     client: &Client,
     table: &Table,
     since: u64,
-    cap: impl Fn(u64) -> u64,
+    cap: impl Fn(u64) -> Option<u64>,
 ) -> Result<Option<(u64, Vec<String>)>> {
     let Some(key) = table.key_sql() else {
         return Ok(None);
@@ -662,7 +662,7 @@ pub async fn written_keys(
         .await
         .map_err(|e| query_error(&format!("rows written in {}", table.name), e))?;
     let (rows, n) = (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64);
-    if n > cap(rows) {
+    if cap(rows).is_none_or(|cap| n > cap) {
         return Ok(None);
     }
     let keys = client
@@ -680,14 +680,13 @@ pub async fn written_keys(
     Ok(Some((rows, keys)))
 }
 
-/// A table's rows, and how many of them have one of `keys`.
-pub async fn count_keys(client: &Client, table: &Table, keys: &[String]) -> Result<(u64, u64)> {
+/// A table's rows, and how many of them have one of `keys` (`text_array`).
+pub async fn count_keys(client: &Client, table: &Table, keys: &str) -> Result<(u64, u64)> {
     let key = table.key_sql().expect("a keyed table (written_keys)");
     let row = client
         .query_one(
             &format!(
-                "SELECT count(*), count(*) FILTER (WHERE {key} = ANY({})) FROM {}",
-                text_array(keys),
+                "SELECT count(*), count(*) FILTER (WHERE {key} = ANY({keys})) FROM {}",
                 table.relation_sql()
             ),
             &[],
@@ -698,7 +697,7 @@ pub async fn count_keys(client: &Client, table: &Table, keys: &[String]) -> Resu
 }
 
 /// Strings as an SQL `text[]` literal (a constant: PostgreSQL 14+ looks `= ANY` up in a hash).
-fn text_array(items: &[String]) -> String {
+pub fn text_array(items: &[String]) -> String {
     let elements: Vec<String> = items
         .iter()
         .map(|k| format!("\"{}\"", k.replace('\\', "\\\\").replace('"', "\\\"")))
@@ -709,11 +708,12 @@ fn text_array(items: &[String]) -> String {
     )
 }
 
-/// Which rows of a table a `DbSource` reads when only some were written (`DbSource::narrowed`):
+/// Which rows of a table a `DbSource` reads when only some were written (`DbSource::narrow`):
 /// these keys; the table's other rows are equal on both sides and only counted.
 #[derive(Debug, Clone)]
 pub struct Narrowed {
-    pub keys: std::sync::Arc<Vec<String>>,
+    /// The keys as one SQL `text[]` constant (`text_array`), built once for every query.
+    pub keys: std::sync::Arc<String>,
     /// The rows not read (the same number on both sides).
     pub unread: u64,
 }
